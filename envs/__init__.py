@@ -1,0 +1,1 @@
+"""The batched env core: `BatchedEnv`, backends, kinematics, the `Loop` and adapters."""

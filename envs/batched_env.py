@@ -1,0 +1,299 @@
+"""`BatchedEnv`: a task on a backend, stepped as one batch of torch tensors.
+
+Step contract (all tensors have leading dimension ``num_envs`` and live on ``env.device``)::
+
+    obs, reward, terminated, truncated, info = env.step(actions)   # actions (num_envs, action_dim)
+
+- ``obs``: ``{"policy": (num_envs, n_policy), "critic": (num_envs, n_critic)}`` float32.
+- ``reward`` ``(num_envs,)``: ``sum_k weights[k] * term_k`` of the task's reward terms.
+- ``terminated`` / ``truncated`` ``(num_envs,)`` bool: a terminal state was reached / the episode
+  hit ``episode_length_s`` (or its physics diverged, see below).
+- ``info``: ``success`` ``(num_envs,)`` bool, ``reward_terms`` ``{name: (num_envs,)}`` (unweighted),
+  ``final_obs`` (the observation *before* the autoreset; meaningful where an episode ended),
+  ``time_outs`` (= ``truncated``, the name rsl-rl reads).
+
+Partial autoreset, same step: envs whose episode ended are reset inside ``step``; the ``obs``
+returned for them is the first observation of their next episode, and the last observation of
+the finished episode is in ``info["final_obs"]``. Envs that did not end are untouched.
+
+A NaN or a solver blow-up in an env's physics never propagates: that env is reset, reported as
+truncated with zero reward, and counted in ``env.num_physics_resets``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from pathlib import Path
+
+import mujoco
+import torch
+from worldloop.envs.backends import make_backend, resolve_backend
+from worldloop.envs.kinematics import ForwardKinematics
+from worldloop.tasks.base import Task, TaskCfg
+from worldloop.tasks.registry import get_task
+
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+
+
+def resolve_scene(scene: str) -> Path:
+    """A scene name in ``assets/`` or a path; a missing file names both places looked in."""
+    p = Path(scene).expanduser()
+    if p.is_file():
+        return p.resolve()
+    q = ASSETS_DIR / scene
+    if q.is_file():
+        return q
+    raise FileNotFoundError(f"scene {scene!r} not found: not a file, and not in {ASSETS_DIR}")
+
+
+def load_scene(scene: str) -> tuple[mujoco.MjModel, Path]:
+    """Compile an MJCF scene; a malformed file is refused with MuJoCo's message and the path."""
+    path = resolve_scene(scene)
+    try:
+        return mujoco.MjModel.from_xml_path(os.fspath(path)), path
+    except ValueError as e:
+        raise ValueError(f"MJCF scene {path} does not compile: {e}") from None
+
+
+def build_cfg(cfg_cls: type[TaskCfg], overrides: dict) -> TaskCfg:
+    """Instantiate a task config with overrides; unknown fields name the allowed ones."""
+    names = {f.name for f in dataclasses.fields(cfg_cls)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise TypeError(f"{cfg_cls.__name__} has no field(s) {unknown}; allowed: {sorted(names)}")
+    cfg = cfg_cls(**overrides)
+    if cfg.decimation < 1:
+        raise ValueError(f"{cfg_cls.__name__}.decimation must be >= 1, got {cfg.decimation}")
+    if cfg.episode_length_s <= 0:
+        raise ValueError(f"{cfg_cls.__name__}.episode_length_s must be > 0, got {cfg.episode_length_s}")
+    return cfg
+
+
+class BatchedEnv:
+    """``num_envs`` copies of a registered task, stepped together."""
+
+    def __init__(
+        self,
+        task_id: str,
+        *,
+        num_envs: int = 64,
+        backend: str = "auto",
+        device: str | torch.device | None = None,
+        seed: int = 0,
+        cfg: TaskCfg | None = None,
+        **cfg_overrides,
+    ) -> None:
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        spec = get_task(task_id)
+        self.task_id = task_id
+        if cfg is None:
+            cfg = build_cfg(spec.cfg_cls, cfg_overrides)
+        elif cfg_overrides:
+            cfg = dataclasses.replace(cfg, **cfg_overrides)
+        self.cfg = cfg
+        self.backend_name, self.device = resolve_backend(backend, device)
+        self.num_envs = num_envs
+        self.seed = seed
+
+        self.mj_model, self.scene_path = load_scene(cfg.scene)
+        m = self.mj_model
+        self.nq, self.nv, self.nu = m.nq, m.nv, m.nu
+        self.step_dt = cfg.decimation * m.opt.timestep
+        """[s] simulated time per policy step."""
+        self.max_episode_length = math.ceil(cfg.episode_length_s / self.step_dt)
+        """Policy steps per episode."""
+        self.ctrl_range = torch.as_tensor(m.actuator_ctrlrange, dtype=torch.float32, device=self.device)
+
+        self.backend = make_backend(
+            self.backend_name, m, str(self.scene_path), num_envs=num_envs, device=self.device, seed=seed
+        )
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self._fk = ForwardKinematics(m, self.device)
+        self._fk_bodies: list[int] = []
+        self._pose_cache: dict | None = None
+
+        self.task: Task = spec.task_cls(cfg, self)
+        self.action_dim = self.task.action_dim
+        self.actions = torch.zeros(num_envs, self.action_dim, device=self.device)
+        self.prev_actions = torch.zeros_like(self.actions)
+        self.episode_length_buf = torch.zeros(num_envs, dtype=torch.long, device=self.device)
+        self.num_physics_resets = torch.zeros((), dtype=torch.long, device=self.device)
+        self._ep_return = torch.zeros(num_envs, device=self.device)
+        self._ep_terms: dict[str, torch.Tensor] = {}
+        self._stats: dict[str, torch.Tensor] = {}
+        self._obs: dict[str, torch.Tensor] | None = None
+
+    # ------------------------------------------------------------------ names and state
+    @property
+    def qpos(self) -> torch.Tensor:
+        """``(num_envs, nq)`` joint positions (MuJoCo conventions)."""
+        return self.backend.qpos
+
+    @property
+    def qvel(self) -> torch.Tensor:
+        """``(num_envs, nv)`` joint velocities (MuJoCo conventions)."""
+        return self.backend.qvel
+
+    def _id(self, kind: mujoco.mjtObj, name: str) -> int:
+        i = mujoco.mj_name2id(self.mj_model, kind, name)
+        if i < 0:
+            kind_name = str(kind).split("mjOBJ_")[-1].lower()
+            raise KeyError(f"no {kind_name} named {name!r} in scene {self.scene_path.name}")
+        return i
+
+    def joint_qpos_ids(self, names: list[str]) -> torch.Tensor:
+        """Columns of ``qpos`` for 1-DoF joints, resolved once by name."""
+        ids = [self.mj_model.jnt_qposadr[self._id(mujoco.mjtObj.mjOBJ_JOINT, n)] for n in names]
+        return torch.as_tensor(ids, dtype=torch.long, device=self.device)
+
+    def joint_qvel_ids(self, names: list[str]) -> torch.Tensor:
+        """Columns of ``qvel`` for 1-DoF joints, resolved once by name."""
+        ids = [self.mj_model.jnt_dofadr[self._id(mujoco.mjtObj.mjOBJ_JOINT, n)] for n in names]
+        return torch.as_tensor(ids, dtype=torch.long, device=self.device)
+
+    def keyframe_qpos(self, name: str) -> torch.Tensor:
+        """``(nq,)`` qpos of a keyframe in the scene."""
+        return torch.as_tensor(
+            self.mj_model.key_qpos[self._id(mujoco.mjtObj.mjOBJ_KEY, name)], dtype=torch.float32, device=self.device
+        )
+
+    def _body_pose(self, body: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if body not in self._fk_bodies:
+            self._fk_bodies = self._fk.ancestors([*self._fk_bodies, body])
+            self._pose_cache = None
+        if self._pose_cache is None:
+            self._pose_cache = self._fk.body_poses(self.qpos, self._fk_bodies)
+        return self._pose_cache[body]
+
+    def body_pos_w(self, name: str) -> torch.Tensor:
+        """``(num_envs, 3)`` [m] world position of a body's frame."""
+        return self._body_pose(self._id(mujoco.mjtObj.mjOBJ_BODY, name))[0]
+
+    def body_quat_w(self, name: str) -> torch.Tensor:
+        """``(num_envs, 4)`` world orientation ``[w, x, y, z]`` of a body's frame."""
+        return self._body_pose(self._id(mujoco.mjtObj.mjOBJ_BODY, name))[1]
+
+    def site_pos_w(self, name: str) -> torch.Tensor:
+        """``(num_envs, 3)`` [m] world position of a site."""
+        sid = self._id(mujoco.mjtObj.mjOBJ_SITE, name)
+        return self._fk.site_pos(self._body_pose(int(self.mj_model.site_bodyid[sid])), sid)
+
+    def rand(self, *shape: int, low: float | torch.Tensor = 0.0, high: float | torch.Tensor = 1.0) -> torch.Tensor:
+        """Uniform samples in ``[low, high)`` from the env's seeded generator."""
+        u = torch.rand(*shape, generator=self.generator, device=self.device)
+        return low + (high - low) * u
+
+    # ------------------------------------------------------------------ reset / step
+    def reset(self, seed: int | None = None) -> tuple[dict[str, torch.Tensor], dict]:
+        """Reset every env. Returns ``(obs, info)``."""
+        if seed is not None:
+            self.generator.manual_seed(seed)
+        self._reset_envs(torch.ones(self.num_envs, dtype=torch.bool, device=self.device))
+        self._obs = self.task.observe()
+        return self._obs, {}
+
+    def get_observations(self) -> dict[str, torch.Tensor]:
+        """The current observation groups (resets the envs first if never reset)."""
+        if self._obs is None:
+            self.reset()
+        return self._obs
+
+    def _reset_envs(self, mask: torch.Tensor) -> None:
+        qpos, qvel = self.task.reset(mask)
+        self.backend.set_state(mask, qpos, qvel)
+        self._pose_cache = None
+        keep = ~mask
+        self.episode_length_buf *= keep
+        self._ep_return *= keep
+        for v in self._ep_terms.values():
+            v *= keep
+        self.actions *= keep.unsqueeze(-1)
+        self.prev_actions *= keep.unsqueeze(-1)
+
+    def step(self, actions: torch.Tensor):
+        """Advance every env by one policy step; see the module docstring for the contract."""
+        actions = self._check_actions(actions)
+        self.prev_actions.copy_(self.actions)
+        self.actions.copy_(actions.clamp(-self.cfg.action_clip, self.cfg.action_clip))
+        ctrl = self.task.actions_to_ctrl(self.actions)
+        diverged = self.backend.step(ctrl, self.cfg.decimation)
+        self._pose_cache = None
+        self.episode_length_buf += 1
+
+        terms = self.task.rewards()
+        reward = torch.zeros(self.num_envs, device=self.device)
+        for k, v in terms.items():
+            reward += self.cfg.weights.get(k, 0.0) * v
+        success = self.task.success()
+        terminated = self.task.terminated() & ~diverged
+        truncated = (self.episode_length_buf >= self.max_episode_length) | diverged
+        reward = torch.where(diverged, 0.0, reward)
+        self.num_physics_resets += diverged.sum()
+
+        self._accumulate(reward, terms, success, terminated | truncated, diverged)
+        final_obs = self.task.observe()
+        done = terminated | truncated
+        if self.device.type != "cpu" or bool(done.any()):  # a host sync is free on the CPU only
+            self._reset_envs(done)
+            obs = self.task.observe()
+        else:
+            obs = final_obs
+        self._obs = obs
+        info = {
+            "success": success,
+            "reward_terms": terms,
+            "final_obs": final_obs,
+            "time_outs": truncated,
+        }
+        return obs, reward, terminated, truncated, info
+
+    def _check_actions(self, actions: torch.Tensor) -> torch.Tensor:
+        if not isinstance(actions, torch.Tensor):
+            actions = torch.as_tensor(actions, dtype=torch.float32)
+        expected = (self.num_envs, self.action_dim)
+        if tuple(actions.shape) != expected:
+            raise ValueError(
+                f"{self.task_id}: actions must have shape (num_envs, action_dim) = {expected}, got {tuple(actions.shape)}"
+            )
+        actions = actions.to(self.device, torch.float32)
+        if not bool(torch.isfinite(actions).all()):
+            bad = (~torch.isfinite(actions).all(-1)).nonzero().flatten().tolist()
+            raise ValueError(f"{self.task_id}: actions contain NaN or inf in env(s) {bad[:10]}")
+        return actions
+
+    # ------------------------------------------------------------------ episode statistics
+    def _accumulate(self, reward, terms, success, done, diverged) -> None:
+        self._ep_return += reward
+        for k, v in terms.items():
+            if k not in self._ep_terms:
+                self._ep_terms[k] = torch.zeros(self.num_envs, device=self.device)
+            self._ep_terms[k] += v
+        d = done.float()
+        add = {
+            "episodes": d.sum(),
+            "return": (self._ep_return * d).sum(),
+            "length": (self.episode_length_buf.float() * d).sum(),
+            "success": (success.float() * d).sum(),
+            "physics_resets": diverged.float().sum(),
+        }
+        add.update({f"term/{k}": (v * d).sum() for k, v in self._ep_terms.items()})
+        for k, v in add.items():
+            self._stats[k] = self._stats.get(k, 0.0) + v
+
+    def pop_episode_stats(self) -> dict[str, float]:
+        """Means over episodes finished since the last call: ``return``, ``length`` (steps), ``success``
+        (rate at the final step), ``term/<name>`` (per-episode sum of each raw reward term), plus
+        ``episodes`` (count) and ``physics_resets`` (count). One host sync; call it once per log line."""
+        stats = {k: float(v) for k, v in self._stats.items()}
+        self._stats = {}
+        n = stats.get("episodes", 0.0)
+        out = {"episodes": n, "physics_resets": stats.get("physics_resets", 0.0)}
+        if n > 0:
+            out.update({k: v / n for k, v in stats.items() if k not in out})
+        return out
+
+    def close(self) -> None:
+        self.backend.close()

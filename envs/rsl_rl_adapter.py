@@ -1,0 +1,61 @@
+"""rsl-rl-lib's ``VecEnv`` contract over a :class:`BatchedEnv`."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from rsl_rl.env import VecEnv
+from tensordict import TensorDict
+from worldloop.envs.batched_env import BatchedEnv
+
+
+class RslRlVecEnv(VecEnv):
+    """Wraps a :class:`BatchedEnv` for ``rsl_rl.runners.OnPolicyRunner``.
+
+    ``dones = terminated | truncated``; ``extras["time_outs"]`` carries ``truncated`` so PPO
+    bootstraps through time limits. Every ``log_interval`` steps (the runner's
+    ``num_steps_per_env``) the env's episode statistics are put in ``extras["log"]``, where the
+    runner's logger writes them to tensorboard: one host sync per iteration, not per step.
+    """
+
+    def __init__(self, env: BatchedEnv, log_interval: int) -> None:
+        self.env = env
+        self.num_envs = env.num_envs
+        self.num_actions = env.action_dim
+        self.max_episode_length = env.max_episode_length
+        self.device = env.device
+        self.cfg = dataclasses.asdict(env.cfg)
+        self.log_interval = log_interval
+        self._steps = 0
+        self.last_stats: dict[str, float] = {}
+
+    @property
+    def episode_length_buf(self) -> torch.Tensor:
+        return self.env.episode_length_buf
+
+    @episode_length_buf.setter
+    def episode_length_buf(self, value: torch.Tensor) -> None:
+        self.env.episode_length_buf.copy_(value)
+
+    def _td(self, obs: dict[str, torch.Tensor]) -> TensorDict:
+        return TensorDict(obs, batch_size=[self.num_envs], device=self.device)
+
+    def get_observations(self) -> TensorDict:
+        return self._td(self.env.get_observations())
+
+    def step(self, actions: torch.Tensor) -> tuple[TensorDict, torch.Tensor, torch.Tensor, dict]:
+        obs, reward, terminated, truncated, info = self.env.step(actions)
+        extras: dict = {"time_outs": truncated}
+        self._steps += 1
+        if self._steps % self.log_interval == 0:
+            stats = self.env.pop_episode_stats()
+            self.last_stats = stats
+            extras["log"] = {_log_key(k): v for k, v in stats.items()}
+        return self._td(obs), reward, (terminated | truncated).long(), extras
+
+
+def _log_key(k: str) -> str:
+    if k.startswith("term/"):
+        return "Episode_Reward/" + k[len("term/") :]
+    return "Episode/" + k

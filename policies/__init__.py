@@ -1,0 +1,1 @@
+"""Policies: PPO through rsl-rl-lib, world-action models, export."""

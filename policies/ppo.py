@@ -1,0 +1,93 @@
+"""PPO settings as a dataclass, translated to rsl-rl-lib's runner configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(kw_only=True)
+class PPOCfg:
+    """rsl-rl-lib PPO with MLP actor and critic."""
+
+    num_steps_per_env: int = 24
+    """Policy steps collected per env and iteration (the rollout horizon)."""
+    actor_hidden_dims: tuple[int, ...] = (256, 128, 64)
+    """Hidden layer widths of the actor MLP."""
+    critic_hidden_dims: tuple[int, ...] = (256, 128, 64)
+    """Hidden layer widths of the critic MLP."""
+    activation: str = "elu"
+    """Activation of both MLPs."""
+    init_noise_std: float = 1.0
+    """Initial standard deviation of the Gaussian action distribution."""
+    obs_normalization: bool = True
+    """Normalize observations with running statistics (saved in checkpoints and exports)."""
+    learning_rate: float = 1e-3
+    """Adam learning rate (adapted to ``desired_kl`` when ``schedule="adaptive"``)."""
+    schedule: str = "adaptive"
+    """``"adaptive"`` (KL-driven) or ``"fixed"`` learning rate."""
+    desired_kl: float = 0.01
+    """Target KL divergence per update for the adaptive schedule."""
+    num_learning_epochs: int = 5
+    """Passes over each rollout batch."""
+    num_mini_batches: int = 4
+    """Mini-batches per epoch."""
+    clip_param: float = 0.2
+    """PPO ratio clip."""
+    gamma: float = 0.99
+    """Discount factor per policy step."""
+    lam: float = 0.95
+    """GAE lambda."""
+    entropy_coef: float = 0.005
+    """Entropy bonus weight."""
+    value_loss_coef: float = 1.0
+    """Value loss weight."""
+    max_grad_norm: float = 1.0
+    """Gradient norm clip."""
+
+    def to_rsl_rl(self, *, save_interval: int, run_name: str = "") -> dict:
+        """The ``train_cfg`` dict ``rsl_rl.runners.OnPolicyRunner`` expects."""
+        distribution = {"class_name": "GaussianDistribution", "init_std": self.init_noise_std, "std_type": "scalar"}
+        return {
+            "num_steps_per_env": self.num_steps_per_env,
+            "save_interval": save_interval,
+            "run_name": run_name,
+            "logger": "tensorboard",
+            "obs_groups": {"actor": ["policy"], "critic": ["critic"]},
+            "algorithm": {
+                "class_name": "PPO",
+                "learning_rate": self.learning_rate,
+                "schedule": self.schedule,
+                "desired_kl": self.desired_kl,
+                "num_learning_epochs": self.num_learning_epochs,
+                "num_mini_batches": self.num_mini_batches,
+                "clip_param": self.clip_param,
+                "gamma": self.gamma,
+                "lam": self.lam,
+                "entropy_coef": self.entropy_coef,
+                "value_loss_coef": self.value_loss_coef,
+                "max_grad_norm": self.max_grad_norm,
+                "use_clipped_value_loss": True,
+            },
+            "actor": {
+                "class_name": "MLPModel",
+                "hidden_dims": list(self.actor_hidden_dims),
+                "activation": self.activation,
+                "obs_normalization": self.obs_normalization,
+                "distribution_cfg": distribution,
+            },
+            "critic": {
+                "class_name": "MLPModel",
+                "hidden_dims": list(self.critic_hidden_dims),
+                "activation": self.activation,
+                "obs_normalization": self.obs_normalization,
+            },
+        }
+
+
+@dataclass(kw_only=True)
+class TrainDefaults:
+    """Per-task training defaults a task may declare (``Task.train_defaults``)."""
+
+    num_envs: int = 1024
+    max_iterations: int = 300
+    ppo: PPOCfg = field(default_factory=PPOCfg)

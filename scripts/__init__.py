@@ -1,0 +1,1 @@
+"""The `worldloop` command line."""

@@ -1,0 +1,9 @@
+"""Tasks: one file each, registered at import under a versioned id."""
+
+from worldloop.tasks.base import Task, TaskCfg
+from worldloop.tasks.registry import TaskSpec, get_task, list_tasks, register_task
+
+# Built-in tasks register themselves on import.
+from worldloop.tasks import cartpole, franka_reach  # noqa: E402, F401  isort: skip
+
+__all__ = ["Task", "TaskCfg", "TaskSpec", "get_task", "list_tasks", "register_task"]

@@ -1,0 +1,117 @@
+"""Franka-Reach-v0: move the Panda's tool centre point to a sampled target position.
+
+Observations (``policy`` = ``critic``, 27 values):
+    joint positions relative to ``home`` (7) [rad], joint velocities (7) [rad/s], target position in
+    the robot base frame (3) [m], target minus grip position (3) [m], previous action (7).
+Actions (7): joint position targets, ``q_target = q_home + action_scale * action``, clipped to the
+    joint ranges; the gripper stays open.
+Reward (per policy step, weights in ``ReachCfg.weights``):
+    ``reach = 1 - tanh(d / 0.1)`` pulls from afar; ``reach_fine = 1 - tanh(d / 0.01)`` rewards the
+    last centimetres; ``action_rate = |a_t - a_{t-1}|^2`` and ``joint_vel = |qd|^2`` keep motion smooth,
+    where ``d`` is the grip-to-target distance [m].
+Success: ``d < success_threshold`` (2 cm). Episodes last ``episode_length_s`` (3 s, 150 steps at 50 Hz).
+Reset: arm at ``home`` plus uniform joint noise; the target uniform in a box above the table.
+
+Version history:
+    v0: first release.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from worldloop import rewards
+from worldloop.tasks.base import Task, TaskCfg
+from worldloop.tasks.registry import register_task
+
+ARM_JOINTS = [f"joint{i}" for i in range(1, 8)]
+
+
+@dataclass(kw_only=True)
+class ReachCfg(TaskCfg):
+    scene: str = "franka_table.xml"
+    decimation: int = 4  # 5 ms physics, 50 Hz policy
+    episode_length_s: float = 3.0
+    action_scale: float = 0.5
+    """[rad] joint offset from ``home`` per unit action."""
+    joint_noise: float = 0.1
+    """[rad] half-width of the uniform noise added to ``home`` at reset."""
+    target_low: tuple[float, float, float] = (0.35, -0.25, 0.15)
+    """[m] lower corner of the target box, world frame (the robot base is at the origin)."""
+    target_high: tuple[float, float, float] = (0.65, 0.25, 0.50)
+    """[m] upper corner of the target box."""
+    success_threshold: float = 0.02
+    """[m] grip-to-target distance that counts as reached."""
+    weights: dict[str, float] = field(
+        default_factory=lambda: {
+            "reach": 1.0,  # dense pull towards the target from anywhere in the workspace
+            "reach_fine": 1.0,  # sharp bonus inside ~1 cm, where the success threshold lies
+            "action_rate": -0.01,  # smooth targets; too strong and the arm stops short
+            "joint_vel": -1e-3,  # settle at the target instead of oscillating through it
+        }
+    )
+
+
+@register_task("Franka-Reach-v0", ReachCfg)
+class FrankaReach(Task[ReachCfg]):
+    """Move the tool centre point to a sampled position within 2 cm."""
+
+    def __init__(self, cfg: ReachCfg, env) -> None:
+        super().__init__(cfg, env)
+        self.q_ids = env.joint_qpos_ids(ARM_JOINTS)
+        self.v_ids = env.joint_qvel_ids(ARM_JOINTS)
+        self.home = env.keyframe_qpos("home")
+        self.q_home = self.home[self.q_ids]
+        rng = env.ctrl_range
+        self.arm_lo, self.arm_hi = rng[:7, 0], rng[:7, 1]
+        self.gripper_open = rng[7, 1]
+        self.target_lo = torch.tensor(cfg.target_low, device=self.device)
+        self.target_hi = torch.tensor(cfg.target_high, device=self.device)
+        self.target_pos_w = torch.zeros(self.num_envs, 3, device=self.device)
+
+    @property
+    def action_dim(self) -> int:
+        return 7
+
+    def actions_to_ctrl(self, actions: torch.Tensor) -> torch.Tensor:
+        q = (self.q_home + self.cfg.action_scale * actions).clamp(self.arm_lo, self.arm_hi)
+        return torch.cat((q, self.gripper_open.expand(self.num_envs, 1)), dim=-1)
+
+    def reset(self, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        n = self.num_envs
+        qpos = self.home.expand(n, -1).clone()
+        noise = self.env.rand(n, 7, low=-self.cfg.joint_noise, high=self.cfg.joint_noise)
+        qpos[:, self.q_ids] = (self.q_home + noise).clamp(self.arm_lo, self.arm_hi)
+        target = self.env.rand(n, 3, low=self.target_lo, high=self.target_hi)
+        self.target_pos_w = torch.where(mask.unsqueeze(-1), target, self.target_pos_w)
+        return qpos, torch.zeros(n, self.env.nv, device=self.device)
+
+    def _distance(self) -> torch.Tensor:
+        return rewards.distance(self.env.site_pos_w("grip"), self.target_pos_w)
+
+    def observe(self) -> dict[str, torch.Tensor]:
+        env = self.env
+        obs = torch.cat(
+            (
+                env.qpos[:, self.q_ids] - self.q_home,
+                env.qvel[:, self.v_ids],
+                self.target_pos_w,
+                self.target_pos_w - env.site_pos_w("grip"),
+                env.actions,
+            ),
+            dim=-1,
+        )
+        return {"policy": obs, "critic": obs}
+
+    def rewards(self) -> dict[str, torch.Tensor]:
+        grip = self.env.site_pos_w("grip")
+        return {
+            "reach": rewards.distance_tanh(grip, self.target_pos_w, std=0.1),
+            "reach_fine": rewards.distance_tanh(grip, self.target_pos_w, std=0.01),
+            "action_rate": rewards.action_rate_l2(self.env.actions, self.env.prev_actions),
+            "joint_vel": rewards.joint_vel_l2(self.env.qvel[:, self.v_ids]),
+        }
+
+    def success(self) -> torch.Tensor:
+        return self._distance() < self.cfg.success_threshold
