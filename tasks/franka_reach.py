@@ -47,8 +47,8 @@ class ReachCfg(TaskCfg):
         default_factory=lambda: {
             "reach": 1.0,  # dense pull towards the target from anywhere in the workspace
             "reach_fine": 1.0,  # sharp bonus inside ~1 cm, where the success threshold lies
-            "action_rate": -0.01,  # smooth targets; too strong and the arm stops short
-            "joint_vel": -1e-3,  # settle at the target instead of oscillating through it
+            "action_rate": -1e-3,  # smooth targets; much stronger and exploration noise dominates
+            "joint_vel": -1e-4,  # settle at the target instead of oscillating through it
         }
     )
 
@@ -76,7 +76,7 @@ class FrankaReach(Task[ReachCfg]):
 
     def actions_to_ctrl(self, actions: torch.Tensor) -> torch.Tensor:
         q = (self.q_home + self.cfg.action_scale * actions).clamp(self.arm_lo, self.arm_hi)
-        return torch.cat((q, self.gripper_open.expand(self.num_envs, 1)), dim=-1)
+        return torch.cat((q, self.gripper_open.expand(*q.shape[:-1], 1)), dim=-1)
 
     def reset(self, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         n = self.num_envs

@@ -111,10 +111,12 @@ class NewtonBackend(Backend):
         opt = mj_model.opt
         gravity = (0.0, 0.0, 0.0) if opt.disableflags & mujoco.mjtDisableBit.mjDSBL_GRAVITY else opt.gravity
         template = newton.ModelBuilder(gravity=tuple(float(g) for g in gravity))
+        template.rigid_gap = 0.0  # MuJoCo's default geom gap (Newton's is 0.1 m of extra detection)
         template.add_mjcf(xml_path, ctrl_direct=True)
         builder = newton.ModelBuilder(gravity=tuple(float(g) for g in gravity))
         builder.replicate(template, self.num_envs)
         self.model = builder.finalize(device=wp_device)
+        self._copy_actuator_dynamics()
         self.solver = newton.solvers.SolverMuJoCo(
             self.model,
             integrator=int(opt.integrator),
@@ -125,6 +127,7 @@ class NewtonBackend(Backend):
             tolerance=float(opt.tolerance),
             ls_tolerance=float(opt.ls_tolerance),
             impratio=float(opt.impratio),
+            enable_multiccd=not opt.disableflags & mujoco.mjtDisableBit.mjDSBL_MULTICCD,
             # Without this every free root gets an (inactive) weld for runtime kinematic switching.
             kinematic_switchable_roots=False,
         )
@@ -152,6 +155,20 @@ class NewtonBackend(Backend):
 
     # --- construction helpers ------------------------------------------------------------------
 
+    _ACTUATOR_FIELDS = ("dyntype", "gaintype", "biastype", "dynprm", "gainprm", "biasprm")
+
+    def _copy_actuator_dynamics(self) -> None:
+        """Give Newton's actuators MuJoCo's compiled dynamics/gain/bias types and parameters.
+
+        Newton's importer resolves MJCF defaults per actuator shortcut, whereas MuJoCo applies a
+        default ``<position kp=..>`` to every actuator of the class (a ``<general>`` there inherits
+        ``biastype="affine"``). The compiled ``mj_model`` is the reference, so its values win."""
+        attrs = self.model.mujoco
+        for field in self._ACTUATOR_FIELDS:
+            value = np.asarray(getattr(self.mj_model, f"actuator_{field}"))
+            value = np.tile(value, (self.num_envs,) + (1,) * (value.ndim - 1))
+            getattr(attrs, f"actuator_{field}").assign(value.astype(np.int32 if value.ndim == 1 else np.float32))
+
     def _check_layout(self) -> None:
         """Check the solver's compiled MuJoCo model has ``mj_model``'s joint/dof/actuator layout,
         so MuJoCo Warp's ``qpos``/``qvel``/``ctrl`` columns are in ``mj_model``'s order; warn about
@@ -175,10 +192,11 @@ class NewtonBackend(Backend):
             raise ValueError("Newton's actuators are not in MuJoCo's order or target other joints")
         fields = (
             "body_mass", "body_inertia", "dof_damping", "dof_armature", "dof_frictionloss",
-            "jnt_range", "actuator_gainprm", "actuator_biasprm", "actuator_ctrlrange", "actuator_gear",
+            "jnt_range", "actuator_ctrlrange", "actuator_ctrllimited", "actuator_forcerange",
+            "actuator_forcelimited", "actuator_gear", *(f"actuator_{f}" for f in self._ACTUATOR_FIELDS),
         )  # fmt: skip
         differ = [f for f in fields if not np.allclose(getattr(ref, f), getattr(got, f), rtol=1e-4, atol=1e-6)]
-        opts = ("timestep", "integrator", "solver", "cone", "iterations", "ls_iterations", "disableflags")
+        opts = ("timestep", "integrator", "solver", "cone", "iterations", "ls_iterations", "disableflags", "enableflags")
         differ += [f"opt.{o}" for o in opts[1:] if getattr(ref.opt, o) != getattr(got.opt, o)]
         if differ:
             warnings.warn(f"Newton's import of the scene differs from MuJoCo's in {differ}", stacklevel=3)
@@ -202,13 +220,13 @@ class NewtonBackend(Backend):
                                                    "b_q", "b_qd", "b_jnt")}  # fmt: skip
         for i in range(m.njnt):
             jt, adr, dof, nj = m.jnt_type[i], m.jnt_qposadr[i], m.jnt_dofadr[i], mjc_jnt[i]
-            if jt in (mujoco.mjtJoint.mjJNT_HINGE, mujoco.mjtJoint.mjJNT_SLIDE):
+            if jt in (int(mujoco.mjtJoint.mjJNT_HINGE), int(mujoco.mjtJoint.mjJNT_SLIDE)):
                 nd = mjc_dof[i]  # the dof inside a (possibly multi-dof) Newton joint
                 tables["s_adr"].append(adr)
                 tables["s_dof"].append(dof)
                 tables["s_q"].append(q_start[nj] + nd - qd_start[nj])
                 tables["s_qd"].append(nd)
-            elif jt == mujoco.mjtJoint.mjJNT_FREE:
+            elif jt == int(mujoco.mjtJoint.mjJNT_FREE):
                 for k, v in (("adr", adr), ("dof", dof), ("q", q_start[nj]), ("qd", qd_start[nj])):
                     tables[f"f_{k}"].append(v + np.arange(7 if k in ("adr", "q") else 6))
                 tables["f_jnt"].append(nj)
