@@ -10,6 +10,14 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+import os as _os
+import sys as _sys
+
+# Offscreen rendering (videos) on a machine without a display: MuJoCo picks its OpenGL platform
+# once, when it is first imported, so the default must be set before that.
+if _sys.platform.startswith("linux") and not (_os.environ.get("DISPLAY") or _os.environ.get("WAYLAND_DISPLAY")):
+    _os.environ.setdefault("MUJOCO_GL", "egl")
+
 from worldloop.envs.batched_env import BatchedEnv
 from worldloop.tasks import Task, TaskCfg, get_task, list_tasks, register_task
 

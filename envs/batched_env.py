@@ -72,24 +72,29 @@ def build_cfg(cfg_cls: type[TaskCfg], overrides: dict) -> TaskCfg:
     return cfg
 
 
-def _torch_single_thread(method):
-    """Run a CPU env method with one torch intra-op thread.
+def _env_method(method):
+    """Wrap ``reset``/``step``: no autograd, no inference tensors, one torch thread on the CPU.
 
-    The env's own tensors are small ((num_envs, tens)), so torch gains nothing from threads there,
-    and its thread barrier stalls badly while the physics threads hold the cores (measured: 3
-    small ops took 31 us on 1 thread and 704 us on 2 with the cores busy). The learner keeps its
-    threads: the setting is restored on return."""
+    - The env's buffers persist across calls, so they must stay normal tensors even when a caller
+      steps the env under ``torch.inference_mode()`` (rsl-rl's rollout, ``evaluate``); otherwise a
+      later call outside that mode could not update them in place.
+    - Its tensors are small (``(num_envs, tens)``), so torch gains nothing from threads there, and its
+      thread barrier stalls badly while the physics threads hold the cores (measured: 3 small ops
+      took 31 us on 1 thread and 704 us on 2 with the cores busy). The learner keeps its threads:
+      the setting is restored on return.
+    """
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
-        if self.device.type != "cpu":
-            return method(self, *args, **kwargs)
-        n = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return method(self, *args, **kwargs)
-        finally:
-            torch.set_num_threads(n)
+        with torch.inference_mode(False), torch.no_grad():
+            if self.device.type != "cpu":
+                return method(self, *args, **kwargs)
+            n = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                torch.set_num_threads(n)
 
     return wrapper
 
@@ -210,7 +215,7 @@ class BatchedEnv:
         return low + (high - low) * u
 
     # ------------------------------------------------------------------ reset / step
-    @_torch_single_thread
+    @_env_method
     def reset(self, seed: int | None = None) -> tuple[dict[str, torch.Tensor], dict]:
         """Reset every env. Returns ``(obs, info)``."""
         if seed is not None:
@@ -237,7 +242,7 @@ class BatchedEnv:
         self.actions *= keep.unsqueeze(-1)
         self.prev_actions *= keep.unsqueeze(-1)
 
-    @_torch_single_thread
+    @_env_method
     def step(self, actions: torch.Tensor):
         """Advance every env by one policy step; see the module docstring for the contract."""
         actions = self._check_actions(actions)

@@ -112,3 +112,93 @@ class ForwardKinematics:
         """World position ``(N, 3)`` [m] of a site given its body's pose."""
         pos, quat = body_pose
         return pos + quat_rotate(quat, self._site_pos[site_id].expand(pos.shape[0], 3))
+
+
+def quat_conjugate(q: torch.Tensor) -> torch.Tensor:
+    """Inverse of ``(..., 4)`` unit quaternions."""
+    return q * q.new_tensor([1.0, -1.0, -1.0, -1.0])
+
+
+def quat_to_rotvec(q: torch.Tensor) -> torch.Tensor:
+    """Rotation vector ``(..., 3)`` [rad] (axis times angle, angle in ``[0, pi]``) of ``(..., 4)`` unit
+    quaternions; ``q`` and ``-q`` give the same vector."""
+    q = torch.where(q[..., :1] < 0, -q, q)
+    s = torch.linalg.vector_norm(q[..., 1:], dim=-1, keepdim=True)
+    angle = 2.0 * torch.atan2(s, q[..., :1])
+    # angle / sin(angle / 2) -> 2 as s -> 0; the clamp avoids 0/0.
+    scale = torch.where(s > 1e-8, angle / s.clamp(min=1e-8), torch.full_like(s, 2.0))
+    return q[..., 1:] * scale
+
+
+def quat_from_rotvec(v: torch.Tensor) -> torch.Tensor:
+    """Unit quaternions ``(..., 4)`` of rotation vectors ``(..., 3)`` [rad]."""
+    angle = torch.linalg.vector_norm(v, dim=-1, keepdim=True)
+    half = 0.5 * angle
+    # sin(angle / 2) / angle -> 1/2 as angle -> 0.
+    k = torch.where(angle > 1e-8, torch.sin(half) / angle.clamp(min=1e-8), torch.full_like(angle, 0.5))
+    return torch.cat((torch.cos(half), v * k), dim=-1)
+
+
+def quat_from_yaw(yaw: torch.Tensor) -> torch.Tensor:
+    """``(N, 4)`` rotations about the world z axis by ``yaw`` ``(N,)`` [rad]."""
+    half = 0.5 * yaw
+    z = torch.zeros_like(half)
+    return torch.stack((torch.cos(half), z, z, torch.sin(half)), dim=-1)
+
+
+def yaw_of(q: torch.Tensor) -> torch.Tensor:
+    """``(N,)`` [rad] heading of the body x axis about world z for ``(N, 4)`` quaternions."""
+    w, x, y, z = q.unbind(-1)
+    return torch.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+
+
+def site_quat(fk: ForwardKinematics, body_pose: tuple[torch.Tensor, torch.Tensor], site_id: int) -> torch.Tensor:
+    """World orientation ``(N, 4)`` of a site given its body's pose."""
+    quat = body_pose[1]
+    return quat_mul(quat, fk._site_quat[site_id].expand(quat.shape[0], 4))
+
+
+class SiteJacobian:
+    """Batched geometric Jacobian of a site, from the body poses of :class:`ForwardKinematics`.
+
+    For every hinge joint on the chain from the world to the site's body the position column is
+    ``axis_w x (p_site - anchor_w)`` and the rotation column ``axis_w``; a slide joint contributes
+    ``axis_w`` to the position rows only. This is MuJoCo's ``mj_jacSite`` for chains of hinge and
+    slide joints with at most one joint per body (the Panda's); other chains are refused."""
+
+    def __init__(self, fk: ForwardKinematics, site_id: int) -> None:
+        m = fk.model
+        self.fk = fk
+        self.site_id = site_id
+        self.body = int(m.site_bodyid[site_id])
+        self.bodies = fk.ancestors([self.body])
+        self.joints: list[tuple[int, int, int]] = []  # (body, joint, dof)
+        for b in self.bodies:
+            n = int(m.body_jntnum[b])
+            if n == 0:
+                continue
+            j = int(m.body_jntadr[b])
+            if n > 1 or int(m.jnt_type[j]) not in (int(mujoco.mjtJoint.mjJNT_HINGE), int(mujoco.mjtJoint.mjJNT_SLIDE)):
+                raise NotImplementedError(
+                    f"SiteJacobian supports one hinge or slide joint per body; body {m.body(b).name!r} has "
+                    f"{n} joint(s) of type {int(m.jnt_type[j])}"
+                )
+            self.joints.append((b, j, int(m.jnt_dofadr[j])))
+        self.dofs = [d for _, _, d in self.joints]
+        """Columns of ``qvel`` the chain's joints drive, in chain order."""
+
+    def __call__(self, poses: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(site_pos_w (N, 3) [m], jac (N, 6, len(dofs)))`` from body poses that include the chain;
+        rows 0-2 are linear [m/rad or m/m], rows 3-5 angular [rad/rad], columns follow :attr:`dofs`."""
+        fk, m = self.fk, self.fk.model
+        p = fk.site_pos(poses[self.body], self.site_id)
+        cols = []
+        for b, j, _ in self.joints:
+            pos, quat = poses[b]
+            axis = quat_rotate(quat, fk._jnt_axis[j].expand_as(pos))
+            if int(m.jnt_type[j]) == int(mujoco.mjtJoint.mjJNT_SLIDE):
+                cols.append(torch.cat((axis, torch.zeros_like(axis)), dim=-1))
+                continue
+            anchor = pos + quat_rotate(quat, fk._jnt_pos[j].expand_as(pos))
+            cols.append(torch.cat((torch.cross(axis, p - anchor, dim=-1), axis), dim=-1))
+        return p, torch.stack(cols, dim=-1)

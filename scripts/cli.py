@@ -1,18 +1,22 @@
-"""``worldloop <command>``: train, bench, list."""
+"""``worldloop <command>``: train, play, export, bench, list."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 USAGE = """usage: worldloop <command> [options]
 
 commands:
-  train   train a PPO policy on a task         (worldloop train --task Franka-Reach-v0)
-  bench   measure env-steps/s of a task        (worldloop bench --task Franka-Reach-v0 --num-envs 1024)
-  list    print the registered tasks
+  train    train a PPO policy on a task           worldloop train --task Franka-Reach-v0
+  play     evaluate a run, optionally record video worldloop play --run runs/Franka-Reach-v0/<date_time> --video
+  export   write a run's actor to ONNX/TorchScript worldloop export --run runs/Franka-Reach-v0/<date_time>
+  bench    measure env-steps/s of a task           worldloop bench --task Franka-Reach-v0 --num-envs 1024
+  list     print the registered tasks
 
 `worldloop <command> --help` documents every option of a command.
 """
+COMMANDS = ("train", "play", "export", "bench", "list")
 
 
 def cmd_list(argv: list[str]) -> None:
@@ -30,15 +34,28 @@ def main(argv: list[str] | None = None) -> None:
         print(USAGE)
         return
     cmd, rest = argv[0], argv[1:]
+    if cmd not in COMMANDS:
+        sys.exit(f"worldloop: unknown command {cmd!r}; allowed: {', '.join(COMMANDS)}\n\n{USAGE}")
     if cmd == "train":
         from worldloop.scripts.train import main as run
+    elif cmd == "play":
+        from worldloop.scripts.play import main_play as run
+    elif cmd == "export":
+        from worldloop.scripts.play import main_export as run
     elif cmd == "bench":
         from worldloop.scripts.bench import main as run
-    elif cmd == "list":
-        run = cmd_list
     else:
-        sys.exit(f"worldloop: unknown command {cmd!r}; allowed: train, bench, list\n\n{USAGE}")
-    run(rest)
+        run = cmd_list
+    from worldloop.policies.runner import CheckpointError
+
+    try:
+        run(rest)
+    except (KeyError, FileNotFoundError, CheckpointError) as e:
+        # Input errors: say what was wrong, without a traceback (WORLDLOOP_DEBUG=1 shows it).
+        if os.environ.get("WORLDLOOP_DEBUG"):
+            raise
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        sys.exit(f"worldloop {cmd}: error: {msg}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Run directory (``<log_root>/<task>/<date_time>[_<run_name>]/``):
     config.json             the resolved train, env and agent config (reloaded by ``play``)
-    model_<it>.pt           checkpoints (rsl-rl format), every ``save_interval`` iterations and the last
+    model_<it>.pt           checkpoints every ``save_interval`` iterations (atomic writes)
+    last.pt, best.pt        the latest checkpoint, and the one with the best recent success rate
     events.out.tfevents.*   tensorboard: losses, episode return/length/success, each reward term, fps
     eval.json               success over ``eval_episodes`` episodes of the final deterministic policy
 """
@@ -21,8 +22,8 @@ import torch
 from worldloop.envs.batched_env import BatchedEnv, build_cfg
 from worldloop.envs.loop import evaluate
 from worldloop.policies.ppo import PPOCfg, TrainDefaults
-from worldloop.scripts.config_cli import add_dataclass_args, apply_overrides, overrides_for
-from worldloop.tasks import get_task
+from worldloop.scripts.config_cli import add_dataclass_args, apply_overrides, from_dict, overrides_for
+from worldloop.tasks import TaskCfg, get_task
 
 
 @dataclass(kw_only=True)
@@ -49,6 +50,10 @@ class TrainCfg:
     """Suffix of the run folder name."""
     eval_episodes: int = 1000
     """Episodes of the final deterministic policy used to report success (0 skips)."""
+    resume: str | None = None
+    """Run directory to continue from its last checkpoint, with the config saved there."""
+    resume: str | None = None
+    """Run directory to continue from its last checkpoint, with the config saved there."""
     agent: PPOCfg = field(default_factory=PPOCfg)
 
 
@@ -66,34 +71,71 @@ def resolve(cfg: TrainCfg) -> TrainCfg:
     )
 
 
-def train(cfg: TrainCfg, env_overrides: dict | None = None) -> dict:
-    """Train, save the run directory, evaluate; returns the evaluation summary."""
-    cfg = resolve(cfg)
-    from rsl_rl.runners import OnPolicyRunner
-    from worldloop.envs.rsl_rl_adapter import RslRlVecEnv
+def load_run_config(run_dir: str | Path) -> tuple[TrainCfg, TaskCfg]:
+    """The resolved train and task configs saved in a run directory."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: is {run_dir} a worldloop run directory?")
+    saved = json.loads(path.read_text())
+    cfg = from_dict(TrainCfg, saved["train"])
+    return cfg, from_dict(get_task(cfg.task).cfg_cls, saved["env"])
 
-    spec = get_task(cfg.task)
-    task_cfg = build_cfg(spec.cfg_cls, env_overrides or {})
-    torch.manual_seed(cfg.seed)
-    env = BatchedEnv(cfg.task, num_envs=cfg.num_envs, backend=cfg.backend, device=cfg.device, seed=cfg.seed, cfg=task_cfg)
+
+def train(cfg: TrainCfg, env_overrides: dict | None = None) -> dict:
+    """Train (or resume), save the run directory, evaluate; returns the evaluation summary."""
+    from worldloop.envs.rsl_rl_adapter import RslRlVecEnv
+    from worldloop.policies.runner import Runner, latest_checkpoint
+
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    if cfg.resume:
+        run_dir = Path(cfg.resume)
+        saved, task_cfg = load_run_config(run_dir)
+        # Only the budget may change on resume; everything else is the saved run's.
+        cfg = dataclasses.replace(saved, resume=cfg.resume, max_iterations=cfg.max_iterations or saved.max_iterations)
+    else:
+        cfg = resolve(cfg)
+        task_cfg = build_cfg(get_task(cfg.task).cfg_cls, env_overrides or {})
+        stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+        run_dir = Path(cfg.log_root) / cfg.task / (stamp + (f"_{cfg.run_name}" if cfg.run_name else ""))
+    # Each process of a distributed run has its own envs and seed.
+    seed = cfg.seed + rank
+    torch.manual_seed(seed)
+    env = BatchedEnv(cfg.task, num_envs=cfg.num_envs, backend=cfg.backend, device=cfg.device, seed=seed, cfg=task_cfg)
     device = str(env.device)
-    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
-    run_dir = Path(cfg.log_root) / cfg.task / (stamp + (f"_{cfg.run_name}" if cfg.run_name else ""))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    resolved = {"train": dataclasses.asdict(cfg), "env": dataclasses.asdict(task_cfg), "backend": env.backend_name}
-    (run_dir / "config.json").write_text(json.dumps(resolved, indent=2))
+    if rank == 0 and not cfg.resume:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        resolved = {"train": dataclasses.asdict(cfg), "env": dataclasses.asdict(task_cfg), "backend": env.backend_name}
+        (run_dir / "config.json").write_text(json.dumps(resolved, indent=2))
 
     vec = RslRlVecEnv(env, log_interval=cfg.agent.num_steps_per_env)
-    runner = OnPolicyRunner(vec, cfg.agent.to_rsl_rl(save_interval=cfg.save_interval, run_name=cfg.run_name),
-                            log_dir=str(run_dir), device=device)
-    print(f"[worldloop] training {cfg.task} on {env.backend_name}/{device}: {cfg.num_envs} envs x "
-          f"{cfg.max_iterations} iterations -> {run_dir}", flush=True)
+    runner = Runner(
+        vec,
+        cfg.agent.to_rsl_rl(save_interval=cfg.save_interval, run_name=cfg.run_name),
+        log_dir=str(run_dir) if rank == 0 else None,
+        device=device,
+    )
+    if cfg.resume:
+        ckpt = latest_checkpoint(run_dir)
+        runner.load(str(ckpt))
+        print(f"[worldloop] resuming {run_dir} from {ckpt.name} at iteration {runner.current_learning_iteration}",
+              flush=True)
+    remaining = cfg.max_iterations - runner.current_learning_iteration
+    if rank == 0:
+        print(f"[worldloop] training {cfg.task} on {env.backend_name}/{device}: {cfg.num_envs} envs x "
+              f"{world} process(es) x {cfg.max_iterations} iterations -> {run_dir}", flush=True)
     t0 = time.perf_counter()
-    runner.learn(num_learning_iterations=cfg.max_iterations, init_at_random_ep_len=True)
+    if remaining > 0:
+        runner.learn(num_learning_iterations=remaining, init_at_random_ep_len=not cfg.resume)
     train_s = time.perf_counter() - t0
-    env_steps = cfg.max_iterations * cfg.num_envs * cfg.agent.num_steps_per_env
+    env_steps = max(remaining, 0) * cfg.num_envs * cfg.agent.num_steps_per_env * world
+    if world > 1:
+        torch.distributed.destroy_process_group()
+    if rank != 0:
+        env.close()
+        return {}
 
     summary: dict = {"task": cfg.task, "train_seconds": round(train_s, 1), "env_steps": env_steps,
+                     "env_steps_per_s": round(env_steps / max(train_s, 1e-9)), "processes": world,
                      "run_dir": str(run_dir)}
     if cfg.eval_episodes > 0:
         policy = runner.get_inference_policy(device=device)

@@ -190,14 +190,23 @@ class NewtonBackend(Backend):
                 raise ValueError(f"joint {i} ({name!r}) is not in MuJoCo's order in Newton's model")
         if not np.array_equal(ref.actuator_trnid, got.actuator_trnid):
             raise ValueError("Newton's actuators are not in MuJoCo's order or target other joints")
-        fields = (
-            "body_mass", "body_inertia", "dof_damping", "dof_armature", "dof_frictionloss",
-            "jnt_range", "actuator_ctrlrange", "actuator_ctrllimited", "actuator_forcerange",
-            "actuator_forcelimited", "actuator_gear", *(f"actuator_{f}" for f in self._ACTUATOR_FIELDS),
-        )  # fmt: skip
-        differ = [f for f in fields if not np.allclose(getattr(ref, f), getattr(got, f), rtol=1e-4, atol=1e-6)]
-        opts = ("timestep", "integrator", "solver", "cone", "iterations", "ls_iterations", "disableflags", "enableflags")
-        differ += [f"opt.{o}" for o in opts[1:] if getattr(ref.opt, o) != getattr(got.opt, o)]
+        # field -> rows compared (ranges only where limited, as MuJoCo ignores them elsewhere)
+        fields = {
+            "body_mass": None, "body_inertia": None, "dof_damping": None, "dof_armature": None,
+            "dof_frictionloss": None, "jnt_stiffness": None, "jnt_range": ref.jnt_limited,
+            "actuator_ctrlrange": ref.actuator_ctrllimited, "actuator_forcerange": ref.actuator_forcelimited,
+            "actuator_gear": None, **{f"actuator_{f}": None for f in self._ACTUATOR_FIELDS},
+        }  # fmt: skip
+        differ = []
+        for field, rows in fields.items():
+            a, b = getattr(ref, field), getattr(got, field)
+            if rows is not None:
+                a, b = a[rows.astype(bool)], b[rows.astype(bool)]
+            if not np.allclose(a, b, rtol=1e-4, atol=1e-6):
+                differ.append(field)
+        differ += [k for k in ("neq", "ntendon") if getattr(ref, k) != getattr(got, k)]
+        opts = ("integrator", "solver", "cone", "iterations", "ls_iterations", "disableflags", "enableflags")
+        differ += [f"opt.{o}" for o in opts if getattr(ref.opt, o) != getattr(got.opt, o)]
         if differ:
             warnings.warn(f"Newton's import of the scene differs from MuJoCo's in {differ}", stacklevel=3)
 

@@ -1,0 +1,226 @@
+"""Franka Panda actions: two action spaces, the gripper and differential IK, batched on the env's device.
+
+Every Franka task uses :class:`FrankaArm` and mixes :class:`FrankaActionsCfg` into its config, so the
+action space is chosen by one config field, ``action_space``:
+
+- ``"joint_pos"`` (default), 8 values: ``q_target = q_home + joint_action_scale * a[:7]`` [rad], clipped
+  to the joint ranges (an absolute target around the scene's ``home`` keyframe).
+- ``"ee_delta"``, 7 values: a change of the grip site's pose per policy step, ``a[:3] * ee_pos_scale``
+  [m] (world frame) and ``a[3:6] * ee_rot_scale`` [rad] (rotation vector, world frame), turned into
+  joint targets by one damped least-squares step of differential IK.
+
+The last value is the gripper command in both: ``> 0`` opens (0.04 m per finger), ``<= 0`` closes.
+
+Position servos need a persistent target: a target equal to the measured joint positions gives no
+gravity compensation and the arm sinks. ``ee_delta`` therefore integrates its IK steps on the last
+joint *command* ``q_cmd`` (not the measured ``q``) and keeps ``q_cmd`` within ``ee_max_lead`` of the
+measured joints, so pushing into an obstacle cannot wind the command up.
+
+The scripted experts use :meth:`FrankaArm.actions_toward`: move the grip site towards a pose in either
+action space.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import mujoco
+import torch
+from worldloop.envs.kinematics import (
+    ForwardKinematics,
+    SiteJacobian,
+    quat_conjugate,
+    quat_from_rotvec,
+    quat_from_yaw,
+    quat_mul,
+    quat_rotate,
+    quat_to_rotvec,
+)
+
+if TYPE_CHECKING:
+    from worldloop.envs.batched_env import BatchedEnv
+
+ARM_JOINTS = [f"joint{i}" for i in range(1, 8)]
+FINGER_JOINTS = ["finger_joint1", "finger_joint2"]
+FINGER_OPEN = 0.04
+"""[m] opening of each finger when the gripper is open (8 cm between the pads)."""
+
+
+@dataclass(kw_only=True)
+class FrankaActionsCfg:
+    """Action-space fields shared by every Franka task config (mixed in next to ``TaskCfg``)."""
+
+    action_space: Literal["joint_pos", "ee_delta"] = "joint_pos"
+    """``joint_pos``: 7 joint targets around ``home`` + gripper; ``ee_delta``: grip pose change + gripper."""
+    joint_action_scale: float = 1.5
+    """[rad] joint target offset from ``home`` per unit action (``joint_pos``)."""
+    ee_pos_scale: float = 0.02
+    """[m] grip site displacement per unit action and policy step (``ee_delta``)."""
+    ee_rot_scale: float = 0.1
+    """[rad] grip site rotation per unit action and policy step (``ee_delta``)."""
+    ee_max_lead: float = 0.25
+    """[rad] how far the integrated joint command may lead the measured joints (``ee_delta``)."""
+
+
+def down_quat(yaw: torch.Tensor) -> torch.Tensor:
+    """``(N, 4)`` hand orientation pointing straight down with the fingers turned ``yaw`` [rad] about
+    world z from the ``home`` pose (yaw 0: fingers along the world y axis)."""
+    # The hand frame at home: z down, fingers (y) along world y, x along world -x... i.e. a rotation
+    # of pi about the world x axis.
+    flip = yaw.new_tensor([0.0, 1.0, 0.0, 0.0]).expand(yaw.shape[0], 4)
+    return quat_mul(quat_from_yaw(yaw), flip)
+
+
+def wrap_to_pi(a: torch.Tensor, period: float = 2 * math.pi) -> torch.Tensor:
+    """Angles ``a`` [rad] wrapped into ``[-period/2, period/2)``."""
+    return torch.remainder(a + 0.5 * period, period) - 0.5 * period
+
+
+class FrankaArm:
+    """The Panda's action spaces, gripper and differential IK for one :class:`BatchedEnv`."""
+
+    def __init__(self, env: BatchedEnv, cfg: FrankaActionsCfg, *, damping: float = 0.05, null_gain: float = 0.1):
+        if cfg.action_space not in ("joint_pos", "ee_delta"):
+            raise ValueError(f"action_space must be 'joint_pos' or 'ee_delta', got {cfg.action_space!r}")
+        self.env, self.cfg = env, cfg
+        self.device, n = env.device, env.num_envs
+        self.q_ids = env.joint_qpos_ids(ARM_JOINTS)
+        self.v_ids = env.joint_qvel_ids(ARM_JOINTS)
+        self.finger_ids = env.joint_qpos_ids(FINGER_JOINTS)
+        self.home = env.keyframe_qpos("home")
+        self.q_home = self.home[self.q_ids]
+        m = env.mj_model
+        arm_act = [mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_ACTUATOR, f"actuator{i}") for i in range(1, 8)]
+        grip_act = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_ACTUATOR, "gripper")
+        if min(*arm_act, grip_act) < 0 or env.nu != 8:
+            raise ValueError(f"scene {env.scene_path.name} must hold exactly franka_panda.xml's 8 actuators")
+        rng = env.ctrl_range
+        self.q_lo, self.q_hi = rng[arm_act, 0], rng[arm_act, 1]
+        self.grip_lo, self.grip_hi = rng[grip_act, 0], rng[grip_act, 1]
+        self.fk = ForwardKinematics(m, self.device)
+        self.jac = SiteJacobian(self.fk, mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_SITE, "grip"))
+        self.damping, self.null_gain = damping, null_gain
+        self.q_cmd = self.q_home.expand(n, 7).clone()
+        """``(N, 7)`` [rad] last joint targets sent to the arm's servos."""
+        self.close_cmd = torch.zeros(n, dtype=torch.bool, device=self.device)
+        """``(N,)`` the last gripper command was "close"."""
+        self._qpos = env.qpos.clone()
+
+    # ---- action spaces ------------------------------------------------------------------------
+    @property
+    def action_dim(self) -> int:
+        return 8 if self.cfg.action_space == "joint_pos" else 7
+
+    def reset(self, mask: torch.Tensor, qpos: torch.Tensor, close: torch.Tensor | bool = False) -> None:
+        """Start the command buffers of the envs in ``mask`` at the arm joints of ``qpos`` ``(N, nq)``."""
+        self.q_cmd = torch.where(mask.unsqueeze(-1), qpos[:, self.q_ids], self.q_cmd)
+        close = torch.as_tensor(close, device=self.device).expand_as(self.close_cmd)
+        self.close_cmd = torch.where(mask, close, self.close_cmd)
+
+    def actions_to_ctrl(self, actions: torch.Tensor) -> torch.Tensor:
+        """``(N, action_dim)`` clipped actions -> ``(N, 8)`` controls: 7 joint targets [rad], gripper [m]."""
+        cfg = self.cfg
+        if cfg.action_space == "joint_pos":
+            q = self.q_home + cfg.joint_action_scale * actions[:, :7]
+        else:
+            delta = torch.cat((cfg.ee_pos_scale * actions[:, :3], cfg.ee_rot_scale * actions[:, 3:6]), dim=-1)
+            q = self.q_cmd + self._ik_step(self.q_cmd, delta)
+            q_meas = self.env.qpos[:, self.q_ids]
+            q = torch.minimum(torch.maximum(q, q_meas - cfg.ee_max_lead), q_meas + cfg.ee_max_lead)
+        self.q_cmd = q.clamp(self.q_lo, self.q_hi)
+        self.close_cmd = actions[:, -1] <= 0.0
+        grip = torch.where(self.close_cmd, self.grip_lo, self.grip_hi)
+        return torch.cat((self.q_cmd, grip.unsqueeze(-1)), dim=-1)
+
+    # ---- kinematics ---------------------------------------------------------------------------
+    def _chain(self, q_arm: torch.Tensor):
+        """Grip site position ``(N, 3)``, orientation ``(N, 4)`` and Jacobian ``(N, 6, 7)`` at arm joints."""
+        self._qpos[:, self.q_ids] = q_arm
+        poses = self.fk.body_poses(self._qpos, self.jac.bodies)
+        pos, jac = self.jac(poses)
+        return pos, poses[self.jac.body][1], jac
+
+    def _ik_step(self, q_arm: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+        """Damped least-squares joint step ``(N, 7)`` for a grip pose change ``delta`` ``(N, 6)`` [m, rad],
+        plus a null-space pull towards ``home`` that keeps the elbow away from joint limits."""
+        _, _, jac = self._chain(q_arm)
+        jt = jac.transpose(1, 2)
+        eye = torch.eye(6, device=self.device)
+        # For 6 tasks and 7 joints: J+ = J^T (J J^T + lambda^2 I)^-1.
+        pinv = jt @ torch.linalg.solve(jac @ jt + self.damping**2 * eye, eye.expand(jac.shape[0], 6, 6))
+        dq = (pinv @ delta.unsqueeze(-1)).squeeze(-1)
+        null = torch.eye(7, device=self.device) - pinv @ jac
+        return dq + (null @ (self.null_gain * (self.q_home - q_arm)).unsqueeze(-1)).squeeze(-1)
+
+    def grip_pose_cmd(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Grip site pose ``((N, 3) [m], (N, 4))`` the current joint command would reach."""
+        pos, quat, _ = self._chain(self.q_cmd)
+        return pos, quat
+
+    def actions_toward(
+        self,
+        pos_w: torch.Tensor,
+        quat_w: torch.Tensor,
+        close: torch.Tensor,
+        *,
+        max_step: float | torch.Tensor = 0.01,
+        max_rot_step: float = 0.1,
+    ) -> torch.Tensor:
+        """Actions ``(N, action_dim)`` moving the grip site towards ``pos_w`` ``(N, 3)`` [m] and ``quat_w``
+        ``(N, 4)`` by at most ``max_step`` [m] and ``max_rot_step`` [rad] per policy step, with the
+        gripper closing where ``close`` ``(N,)`` is true. Works in either action space."""
+        pos, quat = self.grip_pose_cmd()
+        dp = pos_w - pos
+        dp = dp * (torch.as_tensor(max_step, device=self.device) / dp.norm(dim=-1).clamp(min=1e-9)).clamp(
+            max=1.0
+        ).reshape(-1, 1)
+        dr = quat_to_rotvec(quat_mul(quat_w, quat_conjugate(quat)))
+        dr = dr * (max_rot_step / dr.norm(dim=-1, keepdim=True).clamp(min=1e-9)).clamp(max=1.0)
+        grip = torch.where(close, -1.0, 1.0).unsqueeze(-1)
+        cfg = self.cfg
+        if cfg.action_space == "ee_delta":
+            arm = torch.cat((dp / cfg.ee_pos_scale, dr / cfg.ee_rot_scale), dim=-1)
+        else:
+            q = (self.q_cmd + self._ik_step(self.q_cmd, torch.cat((dp, dr), dim=-1))).clamp(self.q_lo, self.q_hi)
+            arm = (q - self.q_home) / cfg.joint_action_scale
+        return torch.cat((arm.clamp(-1.0, 1.0), grip), dim=-1)
+
+    # ---- state --------------------------------------------------------------------------------
+    def joint_pos_rel(self) -> torch.Tensor:
+        """``(N, 7)`` [rad] arm joint positions relative to ``home``."""
+        return self.env.qpos[:, self.q_ids] - self.q_home
+
+    def joint_vel(self) -> torch.Tensor:
+        """``(N, 7)`` [rad/s] arm joint velocities."""
+        return self.env.qvel[:, self.v_ids]
+
+    def finger_opening(self) -> torch.Tensor:
+        """``(N,)`` [m] mean opening of the two fingers from the centre line (0 closed, 0.04 open)."""
+        return self.env.qpos[:, self.finger_ids].mean(-1)
+
+    def grip_pos_w(self) -> torch.Tensor:
+        """``(N, 3)`` [m] world position of the tool centre point between the finger pads."""
+        return self.env.site_pos_w("grip")
+
+    def grip_quat_w(self) -> torch.Tensor:
+        """``(N, 4)`` world orientation of the hand (z along the fingers, y across them)."""
+        return self.env.body_quat_w("hand")
+
+    def in_grip_frame(self, pos_w: torch.Tensor) -> torch.Tensor:
+        """``(N, 3)`` [m] a world point in the grip frame (x across the pads' width, y along the closing
+        direction, z along the fingers)."""
+        return quat_rotate(quat_conjugate(self.grip_quat_w()), pos_w - self.grip_pos_w())
+
+
+__all__ = [
+    "ARM_JOINTS",
+    "FINGER_JOINTS",
+    "FINGER_OPEN",
+    "FrankaActionsCfg",
+    "FrankaArm",
+    "down_quat",
+    "quat_from_rotvec",
+    "wrap_to_pi",
+]

@@ -1,0 +1,152 @@
+"""rsl-rl-lib's ``OnPolicyRunner`` with what long runs need.
+
+- Checkpoints are written atomically (temp file + rename): ``model_<it>.pt`` every
+  ``save_interval`` iterations, ``last.pt`` at every save and ``best.pt`` when the success rate of
+  recently finished episodes is the best so far. They hold models, optimizer, iteration and RNG
+  state, and load with ``torch.load(weights_only=True)``.
+- ``torch.distributed`` on the CPU uses gloo (rsl-rl only knows NCCL on CUDA), so
+  ``torchrun --nproc-per-node 2`` trains with one env batch per process on CPUs too.
+- A one-line progress report per iteration (rewritten in place on a terminal, plain lines in logs)
+  instead of rsl-rl's block; tensorboard logging is unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from rsl_rl.runners import OnPolicyRunner
+
+CHECKPOINT_KEYS = ("actor_state_dict", "critic_state_dict", "optimizer_state_dict", "iter")
+
+
+class CheckpointError(ValueError):
+    """A file that is not a readable worldloop checkpoint."""
+
+
+def atomic_save(obj: dict, path: str | Path) -> None:
+    """``torch.save`` to a temp file in the same folder, then rename over ``path``."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Load a checkpoint with ``weights_only=True``; a corrupt or foreign file raises
+    :class:`CheckpointError` naming the file and what is wrong with it."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # pickle, zip and tensor errors all mean the same thing to the user
+        raise CheckpointError(f"{path} is not a readable checkpoint (corrupt or not saved by torch): {e}") from None
+    if not isinstance(data, dict) or not all(k in data for k in CHECKPOINT_KEYS):
+        missing = [k for k in CHECKPOINT_KEYS if not isinstance(data, dict) or k not in data]
+        raise CheckpointError(f"{path} is not a worldloop/rsl-rl checkpoint: missing {missing}")
+    return data
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path:
+    """``last.pt`` of a run, else its highest ``model_<it>.pt``."""
+    run_dir = Path(run_dir)
+    if (run_dir / "last.pt").is_file():
+        return run_dir / "last.pt"
+    models = sorted(run_dir.glob("model_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
+    if not models:
+        raise CheckpointError(f"no checkpoint (last.pt or model_<it>.pt) in {run_dir}")
+    return models[-1]
+
+
+class Runner(OnPolicyRunner):
+    """``OnPolicyRunner`` with atomic checkpoints, resume, gloo and a progress line."""
+
+    def __init__(self, env, train_cfg: dict, log_dir: str | None = None, device: str = "cpu") -> None:
+        super().__init__(env, train_cfg, log_dir=log_dir, device=device)
+        self.best_success = -1.0
+        # rsl-rl snapshots the git diff of the repo holding rsl_rl itself; when that is a large
+        # repository (a pyenv checkout, a monorepo) it costs tens of seconds. Record ours instead.
+        import worldloop
+
+        self.logger.git_status_repos = [worldloop.__file__]
+        self._rsl_log = self.logger.log
+        self.logger.log = self._log  # type: ignore[method-assign]
+        self._tty = sys.stdout.isatty()
+        self._t0 = time.perf_counter()
+
+    # ---- distributed ------------------------------------------------------------------------
+    def _configure_multi_gpu(self) -> None:
+        world = int(os.getenv("WORLD_SIZE", "1"))
+        if world <= 1 or str(self.device).startswith("cuda"):
+            super()._configure_multi_gpu()
+            return
+        self.gpu_world_size = world
+        self.is_distributed = True
+        self.gpu_local_rank = int(os.getenv("LOCAL_RANK", "0"))
+        self.gpu_global_rank = int(os.getenv("RANK", "0"))
+        self.cfg["multi_gpu"] = {
+            "global_rank": self.gpu_global_rank,
+            "local_rank": self.gpu_local_rank,
+            "world_size": world,
+        }
+        if not torch.distributed.is_initialized():
+            torch.distributed.init_process_group(backend="gloo", rank=self.gpu_global_rank, world_size=world)
+
+    # ---- checkpoints ------------------------------------------------------------------------
+    def save(self, path: str, infos: dict | None = None) -> None:
+        state = self.alg.save()
+        state["iter"] = self.current_learning_iteration
+        state["infos"] = infos
+        state["torch_rng_state"] = torch.get_rng_state()
+        env = getattr(self.env, "env", None)
+        if env is not None:
+            state["env_rng_state"] = env.generator.get_state()
+        path = Path(path)
+        atomic_save(state, path)
+        atomic_save(state, path.with_name("last.pt"))
+        success = getattr(self.env, "last_stats", {}).get("success")
+        if success is not None and success > self.best_success:
+            self.best_success = success
+            atomic_save(state, path.with_name("best.pt"))
+
+    def load(self, path: str, load_cfg: dict | None = None, strict: bool = True, map_location: str | None = None):
+        data = load_checkpoint(path, map_location or self.device)
+        self.alg.load(data, load_cfg, strict)
+        # The saved iteration is complete: continue with the next one.
+        self.current_learning_iteration = int(data["iter"]) + 1
+        if "torch_rng_state" in data:
+            torch.set_rng_state(data["torch_rng_state"].cpu())
+        env = getattr(self.env, "env", None)
+        if env is not None and "env_rng_state" in data:
+            env.generator.set_state(data["env_rng_state"].to(env.generator.device))
+        return data.get("infos")
+
+    # ---- progress -----------------------------------------------------------------------
+    def _log(self, *, it: int, start_it: int, total_it: int, collect_time: float, learn_time: float, **kw):
+        with contextlib.redirect_stdout(io.StringIO()):
+            self._rsl_log(it=it, start_it=start_it, total_it=total_it, collect_time=collect_time,
+                          learn_time=learn_time, **kw)
+        lg = self.logger
+        if lg.writer is None:
+            return
+        done = it + 1 - start_it
+        eta = (time.perf_counter() - self._t0) / done * (total_it - it - 1)
+        steps_per_s = self.cfg["num_steps_per_env"] * self.env.num_envs * lg.gpu_world_size / (collect_time + learn_time)
+        ret = statistics.mean(lg.rewbuffer) if lg.rewbuffer else float("nan")
+        success = getattr(self.env, "last_stats", {}).get("success", float("nan"))
+        line = (
+            f"it {it + 1:>5}/{total_it}  steps {lg.tot_timesteps:>11,}  {steps_per_s:>8,.0f} steps/s  "
+            f"return {ret:8.2f}  success {100 * success:5.1f}%  "
+            f"collect {collect_time:5.2f}s learn {learn_time:5.2f}s  ETA {int(eta) // 60:d}:{int(eta) % 60:02d}"
+        )
+        if self._tty:
+            print("\r" + line, end="\n" if it + 1 == total_it else "", flush=True)
+        else:
+            print(line, flush=True)

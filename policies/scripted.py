@@ -1,0 +1,102 @@
+"""Scripted experts: batched waypoint state machines for the Franka tasks (no learning).
+
+An expert is a list of :class:`Waypoint` phases per env. Each policy step the current phase's target
+(a grip site position, a hand yaw with the hand pointing down, a gripper command) is turned into
+actions of the task's action space by :meth:`FrankaArm.actions_toward`; an env moves to its next
+phase once the grip site is within ``tol`` of the target and it has spent ``wait`` steps in the phase.
+Targets are recomputed from the current state every step (closed loop), and a task may send envs
+back to an earlier phase (e.g. re-grasp after a slip) with :meth:`PhaseMachine.goto`.
+
+    phases = [Waypoint(pos=above_cube, yaw=yaw, close=False, tol=0.01), ...]
+    actions = self.fsm.act(self.arm, phases)          # (num_envs, action_dim)
+
+Every task exposes its expert as ``Task.expert() -> (num_envs, action_dim)``;
+:func:`evaluate_expert` measures its success rate over seeded episodes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from worldloop.envs.actions import down_quat
+
+if TYPE_CHECKING:
+    from worldloop.envs.actions import FrankaArm
+    from worldloop.envs.batched_env import BatchedEnv
+    from worldloop.envs.loop import EvalResult
+
+
+@dataclass
+class Waypoint:
+    """One phase of a scripted controller, batched over envs."""
+
+    pos: torch.Tensor
+    """``(N, 3)`` [m] grip site target, world frame."""
+    yaw: torch.Tensor
+    """``(N,)`` [rad] hand yaw about world z (hand pointing down); see :func:`down_quat`."""
+    close: bool
+    """Gripper command during the phase."""
+    tol: float = 0.01
+    """[m] grip-to-target distance at which the phase is done."""
+    wait: int = 0
+    """Policy steps spent in the phase before it may end (e.g. to let the fingers close)."""
+    speed: float = 0.01
+    """[m] largest grip site displacement commanded per policy step."""
+
+
+class PhaseMachine:
+    """Per-env phase index and steps spent in it, for a batched scripted controller."""
+
+    def __init__(self, env: BatchedEnv) -> None:
+        self.env = env
+        self.phase = torch.zeros(env.num_envs, dtype=torch.long, device=env.device)
+        """``(N,)`` index of the current phase."""
+        self.steps = torch.zeros_like(self.phase)
+        """``(N,)`` policy steps spent in the current phase."""
+
+    def goto(self, mask: torch.Tensor, phase: int) -> None:
+        """Send the envs in ``mask`` ``(N,)`` to ``phase`` (restarting its step count)."""
+        self.phase = torch.where(mask, phase, self.phase)
+        self.steps = torch.where(mask, 0, self.steps)
+
+    def act(self, arm: FrankaArm, phases: list[Waypoint]) -> torch.Tensor:
+        """Actions ``(N, action_dim)`` towards each env's current waypoint; advances finished phases."""
+        # A fresh episode (no step taken yet) starts at phase 0: the expert needs no reset call.
+        self.goto(self.env.episode_length_buf == 0, 0)
+        idx = self.phase.clamp(max=len(phases) - 1)
+        col = idx.view(1, -1, 1)
+        pos = torch.stack([p.pos for p in phases]).gather(0, col.expand(1, -1, 3))[0]
+        yaw = torch.stack([p.yaw for p in phases]).gather(0, col[..., 0])[0]
+        pick = self._per_phase(phases, idx)
+        close = pick("close").bool()
+        actions = arm.actions_toward(pos, down_quat(yaw), close, max_step=pick("speed").unsqueeze(-1))
+        reached = torch.linalg.vector_norm(arm.grip_pos_w() - pos, dim=-1) < pick("tol")
+        done = reached & (self.steps >= pick("wait")) & (idx < len(phases) - 1)
+        self.steps = torch.where(done, 0, self.steps + 1)
+        self.phase = self.phase + done.long()
+        return actions
+
+    def _per_phase(self, phases: list[Waypoint], idx: torch.Tensor):
+        def pick(name: str) -> torch.Tensor:
+            values = torch.tensor([float(getattr(p, name)) for p in phases], device=idx.device)
+            return values[idx]
+
+        return pick
+
+
+def evaluate_expert(
+    task_id: str, *, num_envs: int = 1000, num_episodes: int = 1000, backend: str = "mujoco", seed: int = 0, **cfg
+) -> EvalResult:
+    """Success rate of a task's scripted expert over ``num_episodes`` seeded episodes.
+
+    ``python -c "from worldloop.policies.scripted import evaluate_expert as e; print(e('Franka-Lift-v0'))"``"""
+    import worldloop
+    from worldloop.envs.loop import evaluate
+
+    env = worldloop.make(task_id, num_envs=num_envs, backend=backend, seed=seed, **cfg)
+    try:
+        return evaluate(env, lambda obs: env.task.expert(), num_episodes)
+    finally:
+        env.close()
