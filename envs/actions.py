@@ -30,6 +30,7 @@ import mujoco
 import torch
 from worldloop.envs.kinematics import (
     ForwardKinematics,
+    JointGravity,
     SiteJacobian,
     quat_conjugate,
     quat_from_rotvec,
@@ -37,6 +38,7 @@ from worldloop.envs.kinematics import (
     quat_mul,
     quat_rotate,
     quat_to_rotvec,
+    yaw_of,
 )
 
 if TYPE_CHECKING:
@@ -54,7 +56,7 @@ class FrankaActionsCfg:
 
     action_space: Literal["joint_pos", "ee_delta"] = "joint_pos"
     """``joint_pos``: 7 joint targets around ``home`` + gripper; ``ee_delta``: grip pose change + gripper."""
-    joint_action_scale: float = 1.5
+    joint_action_scale: float = 2.0
     """[rad] joint target offset from ``home`` per unit action (``joint_pos``)."""
     ee_pos_scale: float = 0.02
     """[m] grip site displacement per unit action and policy step (``ee_delta``)."""
@@ -62,6 +64,9 @@ class FrankaActionsCfg:
     """[rad] grip site rotation per unit action and policy step (``ee_delta``)."""
     ee_max_lead: float = 0.25
     """[rad] how far the integrated joint command may lead the measured joints (``ee_delta``)."""
+    gravity_compensation: bool = True
+    """Add the nominal arm's gravity torque / servo stiffness to the joint targets, so that a static
+    target is reached instead of sagging by up to ~1 cm (the real Panda compensates gravity itself)."""
 
 
 def down_quat(yaw: torch.Tensor) -> torch.Tensor:
@@ -78,10 +83,21 @@ def wrap_to_pi(a: torch.Tensor, period: float = 2 * math.pi) -> torch.Tensor:
     return torch.remainder(a + 0.5 * period, period) - 0.5 * period
 
 
+def nearest_yaw(yaw: torch.Tensor, current: torch.Tensor, period: float, limit: float = 2.0) -> torch.Tensor:
+    """The yaw ``(N,)`` [rad] equivalent to ``yaw`` modulo ``period`` (the symmetry of what is grasped)
+    that is nearest to the hand's ``current`` yaw, kept within ``[-limit, limit]`` (the wrist's range
+    around ``home`` with the default ``joint_action_scale``). Avoids half-turns of the wrist when a
+    target's yaw crosses a symmetry boundary."""
+    y = current + wrap_to_pi(yaw - current, period)
+    y = torch.where(y > limit, y - period, y)
+    return torch.where(y < -limit, y + period, y)
+
+
 class FrankaArm:
     """The Panda's action spaces, gripper and differential IK for one :class:`BatchedEnv`."""
 
-    def __init__(self, env: BatchedEnv, cfg: FrankaActionsCfg, *, damping: float = 0.05, null_gain: float = 0.1):
+    def __init__(self, env: BatchedEnv, cfg: FrankaActionsCfg, *, damping: float = 0.05, null_gain: float = 0.1,
+                 counter_rotation_weight: float = 0.1):
         if cfg.action_space not in ("joint_pos", "ee_delta"):
             raise ValueError(f"action_space must be 'joint_pos' or 'ee_delta', got {cfg.action_space!r}")
         self.env, self.cfg = env, cfg
@@ -101,9 +117,20 @@ class FrankaArm:
         self.grip_lo, self.grip_hi = rng[grip_act, 0], rng[grip_act, 1]
         self.fk = ForwardKinematics(m, self.device)
         self.jac = SiteJacobian(self.fk, mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_SITE, "grip"))
-        self.damping, self.null_gain = damping, null_gain
+        self.gravity = JointGravity(self.fk, [mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, j) for j in ARM_JOINTS])
+        self.kp = torch.as_tensor(m.actuator_gainprm[arm_act, 0], dtype=torch.float32, device=self.device)
+        self.null_gain = null_gain
+        self._damp_eye = damping**2 * torch.eye(6, device=self.device)
+        self._eye7 = torch.eye(7, device=self.device)
+        # Joints 1 and 3 turning in opposite directions barely moves the hand when joint 2 is near 0
+        # (their axes align), so plain least squares commands fast counter-rotations there. The Panda
+        # model's servos (kv = 450 Nm s/rad, saturating at 87 Nm) turn such a counter-rotation of
+        # > ~0.4 rad/s into a sustained 3 Hz oscillation of both joints. Make that mode 10x costlier.
+        mode = torch.tensor([1.0, 0, -1.0, 0, 0, 0, 0], device=self.device) / math.sqrt(2.0)
+        self._w_inv = self._eye7 - (1.0 - counter_rotation_weight) * torch.outer(mode, mode)
+        self._cache = None
         self.q_cmd = self.q_home.expand(n, 7).clone()
-        """``(N, 7)`` [rad] last joint targets sent to the arm's servos."""
+        """``(N, 7)`` [rad] last joint targets (before gravity compensation) sent to the arm's servos."""
         self.close_cmd = torch.zeros(n, dtype=torch.bool, device=self.device)
         """``(N,)`` the last gripper command was "close"."""
         self._qpos = env.qpos.clone()
@@ -115,7 +142,7 @@ class FrankaArm:
 
     def reset(self, mask: torch.Tensor, qpos: torch.Tensor, close: torch.Tensor | bool = False) -> None:
         """Start the command buffers of the envs in ``mask`` at the arm joints of ``qpos`` ``(N, nq)``."""
-        self.q_cmd = torch.where(mask.unsqueeze(-1), qpos[:, self.q_ids], self.q_cmd)
+        self._set_cmd(torch.where(mask.unsqueeze(-1), qpos[:, self.q_ids], self.q_cmd))
         close = torch.as_tensor(close, device=self.device).expand_as(self.close_cmd)
         self.close_cmd = torch.where(mask, close, self.close_cmd)
 
@@ -126,37 +153,71 @@ class FrankaArm:
             q = self.q_home + cfg.joint_action_scale * actions[:, :7]
         else:
             delta = torch.cat((cfg.ee_pos_scale * actions[:, :3], cfg.ee_rot_scale * actions[:, 3:6]), dim=-1)
-            q = self.q_cmd + self._ik_step(self.q_cmd, delta)
+            q = self.q_cmd + self._ik_step(delta)
             q_meas = self.env.qpos[:, self.q_ids]
             q = torch.minimum(torch.maximum(q, q_meas - cfg.ee_max_lead), q_meas + cfg.ee_max_lead)
-        self.q_cmd = q.clamp(self.q_lo, self.q_hi)
+        self._set_cmd(q)
         self.close_cmd = actions[:, -1] <= 0.0
         grip = torch.where(self.close_cmd, self.grip_lo, self.grip_hi)
-        return torch.cat((self.q_cmd, grip.unsqueeze(-1)), dim=-1)
+        target = self.q_cmd
+        if cfg.gravity_compensation:
+            target = (target + self.gravity(self._cmd_chain()[3]) / self.kp).clamp(self.q_lo, self.q_hi)
+        return torch.cat((target, grip.unsqueeze(-1)), dim=-1)
 
     # ---- kinematics ---------------------------------------------------------------------------
-    def _chain(self, q_arm: torch.Tensor):
-        """Grip site position ``(N, 3)``, orientation ``(N, 4)`` and Jacobian ``(N, 6, 7)`` at arm joints."""
-        self._qpos[:, self.q_ids] = q_arm
-        poses = self.fk.body_poses(self._qpos, self.jac.bodies)
-        pos, jac = self.jac(poses)
-        return pos, poses[self.jac.body][1], jac
+    def _set_cmd(self, q: torch.Tensor) -> None:
+        self.q_cmd = q.clamp(self.q_lo, self.q_hi)
+        self._cache = None
 
-    def _ik_step(self, q_arm: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
-        """Damped least-squares joint step ``(N, 7)`` for a grip pose change ``delta`` ``(N, 6)`` [m, rad],
+    def _cmd_chain(self):
+        """Grip site position ``(N, 3)``, orientation ``(N, 4)``, Jacobian ``(N, 6, 7)`` and the arm's body
+        poses at the joint command; computed once per command (the experts and IK reuse it)."""
+        if self._cache is None:
+            self._qpos.copy_(self.env.qpos)  # the fingers' positions move the hand's centre of mass a little
+            self._qpos[:, self.q_ids] = self.q_cmd
+            poses = self.fk.body_poses(self._qpos, self.gravity.bodies)
+            pos, jac = self.jac(poses)
+            self._cache = (pos, poses[self.jac.body][1], jac, poses)
+        return self._cache
+
+    def _ik_step(self, delta: torch.Tensor) -> torch.Tensor:
+        """Damped least-squares joint step ``(N, 7)`` from the joint command for a grip pose change
+        ``delta`` ``(N, 6)`` [m, rad]."""
+        return self._dls(self._cmd_chain()[2], delta, self.q_cmd)
+
+    def _dls(self, jac: torch.Tensor, delta: torch.Tensor, q_arm: torch.Tensor) -> torch.Tensor:
+        """Joint step ``(N, 7)`` for a grip pose change ``delta`` ``(N, 6)`` given the Jacobian ``(N, 6, 7)``,
         plus a null-space pull towards ``home`` that keeps the elbow away from joint limits."""
-        _, _, jac = self._chain(q_arm)
-        jt = jac.transpose(1, 2)
-        eye = torch.eye(6, device=self.device)
-        # For 6 tasks and 7 joints: J+ = J^T (J J^T + lambda^2 I)^-1.
-        pinv = jt @ torch.linalg.solve(jac @ jt + self.damping**2 * eye, eye.expand(jac.shape[0], 6, 6))
+        # Weighted damped least squares: J+ = W^-1 J^T (J W^-1 J^T + lambda^2 I)^-1.
+        jt = self._w_inv @ jac.transpose(1, 2)
+        pinv = jt @ torch.linalg.inv(jac @ jt + self._damp_eye)
         dq = (pinv @ delta.unsqueeze(-1)).squeeze(-1)
-        null = torch.eye(7, device=self.device) - pinv @ jac
+        null = self._eye7 - pinv @ jac
         return dq + (null @ (self.null_gain * (self.q_home - q_arm)).unsqueeze(-1)).squeeze(-1)
+
+    def solve_ik(self, pos_w: torch.Tensor, quat_w: torch.Tensor, iters: int = 100) -> torch.Tensor:
+        """Arm joints ``(M, 7)`` [rad] that put the grip site at ``pos_w`` ``(M, 3)`` [m] with the hand at
+        ``quat_w`` ``(M, 4)``, by ``iters`` damped least-squares steps from ``home`` (for set-up, e.g. a
+        task's start pose; not for the step path)."""
+        q = self.q_home.expand(pos_w.shape[0], 7).clone()
+        qpos = self.home.expand(pos_w.shape[0], -1).clone()
+        for _ in range(iters):
+            qpos[:, self.q_ids] = q
+            poses = self.fk.body_poses(qpos, self.jac.bodies)
+            pos, jac = self.jac(poses)
+            err = torch.cat((pos_w - pos, quat_to_rotvec(quat_mul(quat_w, quat_conjugate(poses[self.jac.body][1])))), -1)
+            q = (q + self._dls(jac, err, q)).clamp(self.q_lo, self.q_hi)
+        return q
+
+    def grip_pose_at(self, qpos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Grip site pose ``((N, 3) [m], (N, 4))`` for full joint positions ``qpos`` ``(N, nq)`` (e.g. to
+        place an object in the hand at reset)."""
+        poses = self.fk.body_poses(qpos, self.jac.bodies)
+        return self.fk.site_pos(poses[self.jac.body], self.jac.site_id), poses[self.jac.body][1]
 
     def grip_pose_cmd(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Grip site pose ``((N, 3) [m], (N, 4))`` the current joint command would reach."""
-        pos, quat, _ = self._chain(self.q_cmd)
+        pos, quat, _, _ = self._cmd_chain()
         return pos, quat
 
     def actions_toward(
@@ -166,16 +227,15 @@ class FrankaArm:
         close: torch.Tensor,
         *,
         max_step: float | torch.Tensor = 0.01,
-        max_rot_step: float = 0.1,
+        max_rot_step: float = 0.04,
     ) -> torch.Tensor:
         """Actions ``(N, action_dim)`` moving the grip site towards ``pos_w`` ``(N, 3)`` [m] and ``quat_w``
         ``(N, 4)`` by at most ``max_step`` [m] and ``max_rot_step`` [rad] per policy step, with the
         gripper closing where ``close`` ``(N,)`` is true. Works in either action space."""
         pos, quat = self.grip_pose_cmd()
         dp = pos_w - pos
-        dp = dp * (torch.as_tensor(max_step, device=self.device) / dp.norm(dim=-1).clamp(min=1e-9)).clamp(
-            max=1.0
-        ).reshape(-1, 1)
+        step = torch.as_tensor(max_step, dtype=dp.dtype, device=self.device).reshape(-1, 1)
+        dp = dp * (step / dp.norm(dim=-1, keepdim=True).clamp(min=1e-9)).clamp(max=1.0)
         dr = quat_to_rotvec(quat_mul(quat_w, quat_conjugate(quat)))
         dr = dr * (max_rot_step / dr.norm(dim=-1, keepdim=True).clamp(min=1e-9)).clamp(max=1.0)
         grip = torch.where(close, -1.0, 1.0).unsqueeze(-1)
@@ -183,11 +243,16 @@ class FrankaArm:
         if cfg.action_space == "ee_delta":
             arm = torch.cat((dp / cfg.ee_pos_scale, dr / cfg.ee_rot_scale), dim=-1)
         else:
-            q = (self.q_cmd + self._ik_step(self.q_cmd, torch.cat((dp, dr), dim=-1))).clamp(self.q_lo, self.q_hi)
+            q = (self.q_cmd + self._ik_step(torch.cat((dp, dr), dim=-1))).clamp(self.q_lo, self.q_hi)
             arm = (q - self.q_home) / cfg.joint_action_scale
         return torch.cat((arm.clamp(-1.0, 1.0), grip), dim=-1)
 
     # ---- state --------------------------------------------------------------------------------
+    def proprio(self) -> torch.Tensor:
+        """``(N, 15)`` arm joint positions relative to ``home`` [rad], arm joint velocities [rad/s] and the
+        finger opening [m]: the robot part of every Franka task's observation."""
+        return torch.cat((self.joint_pos_rel(), self.joint_vel(), self.finger_opening().unsqueeze(-1)), dim=-1)
+
     def joint_pos_rel(self) -> torch.Tensor:
         """``(N, 7)`` [rad] arm joint positions relative to ``home``."""
         return self.env.qpos[:, self.q_ids] - self.q_home
@@ -208,6 +273,10 @@ class FrankaArm:
         """``(N, 4)`` world orientation of the hand (z along the fingers, y across them)."""
         return self.env.body_quat_w("hand")
 
+    def grip_yaw(self) -> torch.Tensor:
+        """``(N,)`` [rad] the hand's yaw as in :func:`down_quat` (heading of its x axis about world z)."""
+        return yaw_of(self.grip_quat_w())
+
     def in_grip_frame(self, pos_w: torch.Tensor) -> torch.Tensor:
         """``(N, 3)`` [m] a world point in the grip frame (x across the pads' width, y along the closing
         direction, z along the fingers)."""
@@ -221,6 +290,7 @@ __all__ = [
     "FrankaActionsCfg",
     "FrankaArm",
     "down_quat",
+    "nearest_yaw",
     "quat_from_rotvec",
     "wrap_to_pi",
 ]

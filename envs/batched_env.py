@@ -32,6 +32,7 @@ import mujoco
 import torch
 from worldloop.envs.backends import make_backend, resolve_backend
 from worldloop.envs.kinematics import ForwardKinematics
+from worldloop.envs.randomization import Randomizer
 from worldloop.tasks.base import Task, TaskCfg
 from worldloop.tasks.registry import get_task
 
@@ -153,6 +154,8 @@ class BatchedEnv:
         self._ep_terms: dict[str, torch.Tensor] = {}
         self._stats: dict[str, torch.Tensor] = {}
         self._obs: dict[str, torch.Tensor] | None = None
+        self.randomizer = Randomizer(getattr(cfg, "randomization", None), self)
+        """Domain randomization of ``cfg.randomization`` (``startup`` terms are applied here)."""
 
     # ------------------------------------------------------------------ names and state
     @property
@@ -220,8 +223,9 @@ class BatchedEnv:
         """Reset every env. Returns ``(obs, info)``."""
         if seed is not None:
             self.generator.manual_seed(seed)
+            self.randomizer.seed(seed)
         self._reset_envs(torch.ones(self.num_envs, dtype=torch.bool, device=self.device))
-        self._obs = self.task.observe()
+        self._obs = self.randomizer.observe(self.task.observe())
         return self._obs, {}
 
     def get_observations(self) -> dict[str, torch.Tensor]:
@@ -231,7 +235,7 @@ class BatchedEnv:
         return self._obs
 
     def _reset_envs(self, mask: torch.Tensor) -> None:
-        qpos, qvel = self.task.reset(mask)
+        qpos, qvel = self.randomizer.reset(mask, *self.task.reset(mask))
         self.backend.set_state(mask, qpos, qvel)
         self._pose_cache = None
         keep = ~mask
@@ -248,7 +252,8 @@ class BatchedEnv:
         actions = self._check_actions(actions)
         self.prev_actions.copy_(self.actions)
         self.actions.copy_(actions.clamp(-self.cfg.action_clip, self.cfg.action_clip))
-        ctrl = self.task.actions_to_ctrl(self.actions)
+        ctrl = self.task.actions_to_ctrl(self.randomizer.actions(self.actions))
+        self.randomizer.step()
         diverged = self.backend.step(ctrl, self.cfg.decimation)
         self._pose_cache = None
         self.episode_length_buf += 1
@@ -264,11 +269,11 @@ class BatchedEnv:
         self.num_physics_resets += diverged.sum()
 
         self._accumulate(reward, terms, success, terminated | truncated, diverged)
-        final_obs = self.task.observe()
+        final_obs = self.randomizer.observe(self.task.observe())
         done = terminated | truncated
         if self.device.type != "cpu" or bool(done.any()):  # a host sync is free on the CPU only
             self._reset_envs(done)
-            obs = self.task.observe()
+            obs = self.randomizer.observe(self.task.observe())
         else:
             obs = final_obs
         self._obs = obs
@@ -316,13 +321,15 @@ class BatchedEnv:
     def pop_episode_stats(self) -> dict[str, float]:
         """Means over episodes finished since the last call: ``return``, ``length`` (steps), ``success``
         (rate at the final step), ``term/<name>`` (per-episode sum of each raw reward term), plus
-        ``episodes`` (count) and ``physics_resets`` (count). One host sync; call it once per log line."""
+        ``episodes`` (count) and ``physics_resets`` (count), and ``curriculum/<term>`` levels of the
+        randomization curriculum, which this call advances. One host sync; call it once per log line."""
         stats = {k: float(v) for k, v in self._stats.items()}
         self._stats = {}
         n = stats.get("episodes", 0.0)
         out = {"episodes": n, "physics_resets": stats.get("physics_resets", 0.0)}
         if n > 0:
             out.update({k: v / n for k, v in stats.items() if k not in out})
+        out.update(self.randomizer.update_curriculum(out.get("success")))
         return out
 
     def close(self) -> None:

@@ -202,3 +202,46 @@ class SiteJacobian:
             anchor = pos + quat_rotate(quat, fk._jnt_pos[j].expand_as(pos))
             cols.append(torch.cat((torch.cross(axis, p - anchor, dim=-1), axis), dim=-1))
         return p, torch.stack(cols, dim=-1)
+
+
+class JointGravity:
+    """Batched gravity torques on hinge joints, from the body poses of :class:`ForwardKinematics`.
+
+    Returns what MuJoCo's ``qfrc_bias`` holds at zero velocity for those joints: the generalized
+    force [Nm] the actuators must supply to hold the pose against gravity. A position servo with
+    stiffness ``kp`` [Nm/rad] holds ``q`` statically when its target is ``q + gravity / kp``."""
+
+    def __init__(self, fk: ForwardKinematics, joint_ids: list[int]) -> None:
+        m = fk.model
+        self.fk = fk
+        self.joint_ids = joint_ids
+        for j in joint_ids:
+            if int(m.jnt_type[j]) != int(mujoco.mjtJoint.mjJNT_HINGE):
+                raise NotImplementedError(f"JointGravity supports hinge joints; joint {m.joint(j).name!r} is not one")
+        self.joint_bodies = [int(m.jnt_bodyid[j]) for j in joint_ids]
+        subtree = [k for k in range(1, m.nbody) if any(b in fk.ancestors([k]) for b in self.joint_bodies)]
+        self.bodies = fk.ancestors(subtree)
+        self.mass_bodies = [k for k in subtree if m.body_mass[k] > 0]
+        # weight[j, k]: mass of body k if it moves with joint j, else 0 [kg].
+        w = [[m.body_mass[k] if b in fk.ancestors([k]) else 0.0 for k in self.mass_bodies] for b in self.joint_bodies]
+        self._weight = torch.as_tensor(w, dtype=fk.dtype, device=fk.device)
+        self._ipos = torch.as_tensor(m.body_ipos[self.mass_bodies], dtype=fk.dtype, device=fk.device)
+        self._gravity = torch.as_tensor(m.opt.gravity, dtype=fk.dtype, device=fk.device)
+
+    def __call__(self, poses: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        """``(N, len(joint_ids))`` [Nm] from body poses that include :attr:`bodies`."""
+        fk = self.fk
+        com = torch.stack(
+            [poses[k][0] + quat_rotate(poses[k][1], self._ipos[i].expand_as(poses[k][0])) for i, k in enumerate(self.mass_bodies)]
+        )  # (K, N, 3)
+        mass_moment = torch.einsum("jk,knc->jnc", self._weight, com)  # (J, N, 3) sum of m * com
+        total = self._weight.sum(1).view(-1, 1, 1)
+        out = []
+        for i, (j, b) in enumerate(zip(self.joint_ids, self.joint_bodies, strict=True)):
+            pos, quat = poses[b]
+            axis = quat_rotate(quat, fk._jnt_axis[j].expand_as(pos))
+            anchor = pos + quat_rotate(quat, fk._jnt_pos[j].expand_as(pos))
+            lever = mass_moment[i] - total[i] * anchor  # sum of m * (com - anchor)
+            # Torque of gravity about the axis is axis . (lever x g); the actuator must cancel it.
+            out.append(-(axis * torch.cross(lever, self._gravity.expand_as(lever), dim=-1)).sum(-1))
+        return torch.stack(out, dim=-1)

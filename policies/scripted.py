@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import torch
 from worldloop.envs.actions import down_quat
+from worldloop.rewards import orientation_error
 
 if TYPE_CHECKING:
     from worldloop.envs.actions import FrankaArm
@@ -32,14 +33,16 @@ if TYPE_CHECKING:
 class Waypoint:
     """One phase of a scripted controller, batched over envs."""
 
-    pos: torch.Tensor
-    """``(N, 3)`` [m] grip site target, world frame."""
+    pos: torch.Tensor | None
+    """``(N, 3)`` [m] grip site target, world frame; ``None`` holds the commanded grip position the env
+    had when it entered the phase."""
     yaw: torch.Tensor
     """``(N,)`` [rad] hand yaw about world z (hand pointing down); see :func:`down_quat`."""
     close: bool
     """Gripper command during the phase."""
     tol: float = 0.01
-    """[m] grip-to-target distance at which the phase is done."""
+    """[m] grip-to-target distance at which the phase is done (the hand must also be within 0.1 rad of
+    its target orientation)."""
     wait: int = 0
     """Policy steps spent in the phase before it may end (e.g. to let the fingers close)."""
     speed: float = 0.01
@@ -51,10 +54,13 @@ class PhaseMachine:
 
     def __init__(self, env: BatchedEnv) -> None:
         self.env = env
+        self.device = env.device
         self.phase = torch.zeros(env.num_envs, dtype=torch.long, device=env.device)
         """``(N,)`` index of the current phase."""
         self.steps = torch.zeros_like(self.phase)
         """``(N,)`` policy steps spent in the current phase."""
+        self.anchor = torch.zeros(env.num_envs, 3, device=env.device)
+        """``(N, 3)`` [m] commanded grip position when the env entered its current phase."""
 
     def goto(self, mask: torch.Tensor, phase: int) -> None:
         """Send the envs in ``mask`` ``(N,)`` to ``phase`` (restarting its step count)."""
@@ -63,16 +69,33 @@ class PhaseMachine:
 
     def act(self, arm: FrankaArm, phases: list[Waypoint]) -> torch.Tensor:
         """Actions ``(N, action_dim)`` towards each env's current waypoint; advances finished phases."""
+        if self.device.type != "cpu":
+            return self._act(arm, phases)
+        # Small tensors: on a busy CPU torch's thread barrier costs more than threads save (see
+        # BatchedEnv.step, which does the same).
+        n = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return self._act(arm, phases)
+        finally:
+            torch.set_num_threads(n)
+
+    def _act(self, arm: FrankaArm, phases: list[Waypoint]) -> torch.Tensor:
         # A fresh episode (no step taken yet) starts at phase 0: the expert needs no reset call.
         self.goto(self.env.episode_length_buf == 0, 0)
         idx = self.phase.clamp(max=len(phases) - 1)
+        self.anchor = torch.where((self.steps == 0).unsqueeze(-1), arm.grip_pose_cmd()[0], self.anchor)
         col = idx.view(1, -1, 1)
-        pos = torch.stack([p.pos for p in phases]).gather(0, col.expand(1, -1, 3))[0]
+        pos = torch.stack([self.anchor if p.pos is None else p.pos for p in phases])
+        pos = pos.gather(0, col.expand(1, -1, 3))[0]
         yaw = torch.stack([p.yaw for p in phases]).gather(0, col[..., 0])[0]
         pick = self._per_phase(phases, idx)
         close = pick("close").bool()
-        actions = arm.actions_toward(pos, down_quat(yaw), close, max_step=pick("speed").unsqueeze(-1))
-        reached = torch.linalg.vector_norm(arm.grip_pos_w() - pos, dim=-1) < pick("tol")
+        quat = down_quat(yaw)
+        actions = arm.actions_toward(pos, quat, close, max_step=pick("speed"))
+        reached = (torch.linalg.vector_norm(arm.grip_pos_w() - pos, dim=-1) < pick("tol")) & (
+            orientation_error(arm.grip_quat_w(), quat) < 0.1
+        )
         done = reached & (self.steps >= pick("wait")) & (idx < len(phases) - 1)
         self.steps = torch.where(done, 0, self.steps + 1)
         self.phase = self.phase + done.long()

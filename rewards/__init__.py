@@ -56,3 +56,40 @@ def upright(cos_angle: torch.Tensor) -> torch.Tensor:
 def success_bonus(success: torch.Tensor) -> torch.Tensor:
     """``1.0`` where ``success`` ``(N,)`` bool holds, else ``0.0``."""
     return success.float()
+
+
+def ramp(x: torch.Tensor, start: float, end: float) -> torch.Tensor:
+    """``clamp((x - start) / (end - start), 0, 1)`` ``(N,)``: progress of a scalar from ``start`` to ``end``
+    (same unit as ``x``), e.g. a drawer's opening [m] or a peg's insertion depth [m]."""
+    return ((x - start) / (end - start)).clamp(0.0, 1.0)
+
+
+def lift_height(z: torch.Tensor, rest_z: float, height: float) -> torch.Tensor:
+    """Fraction ``(N,)`` in ``[0, 1]`` of the lift height ``height`` [m] an object at height ``z`` ``(N,)`` [m]
+    has risen above its resting height ``rest_z`` [m]."""
+    return ramp(z, rest_z, rest_z + height)
+
+
+def orientation_error(quat: torch.Tensor, quat_target: torch.Tensor) -> torch.Tensor:
+    """Angle ``(N,)`` [rad] in ``[0, pi]`` of the rotation between ``(N, 4)`` unit quaternions ``[w, x, y, z]``."""
+    dot = (quat * quat_target).sum(-1).abs().clamp(max=1.0)
+    return 2.0 * torch.acos(dot)
+
+
+def axis_alignment(axis: torch.Tensor, target_axis: torch.Tensor) -> torch.Tensor:
+    """``(1 + cos(theta)) / 2`` ``(N,)`` in ``[0, 1]`` between ``(N, 3)`` unit vectors (1 when aligned)."""
+    return upright((axis * target_axis).sum(-1))
+
+
+def grasped(
+    obj_pos_g: torch.Tensor, opening: torch.Tensor, closing: torch.Tensor, half_width: float, tol: float = 0.006
+) -> torch.Tensor:
+    """``1.0`` ``(N,)`` where a parallel gripper holds an object, judged from geometry alone (no contact
+    data, so the same on every backend): the fingers are commanded closed (``closing`` ``(N,)`` bool),
+    each finger's opening ``opening`` ``(N,)`` [m] was stopped within ``tol`` [m] of the object's half
+    width ``half_width`` [m] across the fingers, and the object's centre ``obj_pos_g`` ``(N, 3)`` [m] in
+    the grip frame (x across the pads, y the closing direction, z along the fingers) lies between the
+    pads: ``|y| < tol`` and ``|x|, |z| < half_width``."""
+    between = (obj_pos_g[:, 1].abs() < tol) & (obj_pos_g[:, 0].abs() < half_width) & (obj_pos_g[:, 2].abs() < half_width)
+    stopped = (opening - half_width).abs() < tol
+    return (closing & stopped & between).float()

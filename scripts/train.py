@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> dict:
     get_task(known.task)  # an unknown id fails here, naming the registered ones
     ns = build_parser(known.task).parse_args(argv)
     top = {k: v for k, v in overrides_for(ns, "").items() if k != "env"}
-    cfg = apply_overrides(TrainCfg(), top)
+    cfg = apply_overrides(TrainCfg(task=known.task, agent=task_defaults(known.task).ppo), top)
     return train(cfg, overrides_for(ns, "env"))
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import torch
 from worldloop import rewards
+from worldloop.policies.ppo import PPOCfg, TrainDefaults
 from worldloop.tasks.base import Task, TaskCfg
 from worldloop.tasks.registry import register_task
 
@@ -47,6 +48,9 @@ class CartpoleCfg(TaskCfg):
 @register_task("Cartpole-v0", CartpoleCfg)
 class Cartpole(Task[CartpoleCfg]):
     """Balance a pole upright on a cart (sanity task)."""
+
+    train_defaults = TrainDefaults(num_envs=256, max_iterations=150, ppo=PPOCfg(actor_hidden_dims=(64, 64),
+                                                                              critic_hidden_dims=(64, 64)))
 
     def __init__(self, cfg: CartpoleCfg, env) -> None:
         super().__init__(cfg, env)

@@ -1,10 +1,13 @@
 """Franka-Reach-v0: move the Panda's tool centre point to a sampled target position.
 
-Observations (``policy`` = ``critic``, 27 values):
-    joint positions relative to ``home`` (7) [rad], joint velocities (7) [rad/s], target position in
-    the robot base frame (3) [m], target minus grip position (3) [m], previous action (7).
-Actions (7): joint position targets, ``q_target = q_home + action_scale * action``, clipped to the
-    joint ranges; the gripper stays open.
+Observations (``policy`` = ``critic``, 34 values):
+    joint positions relative to ``home`` (7) [rad], joint velocities (7) [rad/s], joint targets
+    minus joint positions (7) [rad], target position in the robot base frame (3) [m], target minus
+    grip position (3) [m], previous action (7).
+Actions (7): joint position targets. ``action_type="relative"`` (default) moves the targets by
+    ``action_scale * action`` per step from where they are (zero action holds still, which makes the
+    last centimetres easy to learn); ``"absolute"`` sets ``q_target = q_home + action_scale * action``.
+    Targets are clipped to the joint ranges; the gripper stays open.
 Reward (per policy step, weights in ``ReachCfg.weights``):
     ``reach = 1 - tanh(d / 0.1)`` pulls from afar; ``reach_fine = 1 - tanh(d / 0.01)`` rewards the
     last centimetres; ``action_rate = |a_t - a_{t-1}|^2`` and ``joint_vel = |qd|^2`` keep motion smooth,
@@ -22,6 +25,7 @@ from dataclasses import dataclass, field
 
 import torch
 from worldloop import rewards
+from worldloop.policies.ppo import PPOCfg, TrainDefaults
 from worldloop.tasks.base import Task, TaskCfg
 from worldloop.tasks.registry import register_task
 
@@ -33,8 +37,10 @@ class ReachCfg(TaskCfg):
     scene: str = "franka_table.xml"
     decimation: int = 4  # 5 ms physics, 50 Hz policy
     episode_length_s: float = 3.0
-    action_scale: float = 0.5
-    """[rad] joint offset from ``home`` per unit action."""
+    action_type: str = "relative"
+    """``"relative"``: targets move by ``action_scale * action`` per step; ``"absolute"``: offset from home."""
+    action_scale: float = 0.05
+    """[rad] joint target change per step and unit action (relative), or offset from ``home`` (absolute)."""
     joint_noise: float = 0.1
     """[rad] half-width of the uniform noise added to ``home`` at reset."""
     target_low: tuple[float, float, float] = (0.35, -0.25, 0.15)
@@ -57,6 +63,11 @@ class ReachCfg(TaskCfg):
 class FrankaReach(Task[ReachCfg]):
     """Move the tool centre point to a sampled position within 2 cm."""
 
+    # ~7 min on 2 CPU cores. Small initial exploration noise: relative targets integrate it.
+    train_defaults = TrainDefaults(
+        num_envs=1024, max_iterations=250, ppo=PPOCfg(init_noise_std=0.4, entropy_coef=0.0)
+    )
+
     def __init__(self, cfg: ReachCfg, env) -> None:
         super().__init__(cfg, env)
         self.q_ids = env.joint_qpos_ids(ARM_JOINTS)
@@ -69,14 +80,18 @@ class FrankaReach(Task[ReachCfg]):
         self.target_lo = torch.tensor(cfg.target_low, device=self.device)
         self.target_hi = torch.tensor(cfg.target_high, device=self.device)
         self.target_pos_w = torch.zeros(self.num_envs, 3, device=self.device)
+        self.q_des = self.q_home.expand(self.num_envs, 7).clone()
+        if cfg.action_type not in ("relative", "absolute"):
+            raise ValueError(f"ReachCfg.action_type must be 'relative' or 'absolute', got {cfg.action_type!r}")
 
     @property
     def action_dim(self) -> int:
         return 7
 
     def actions_to_ctrl(self, actions: torch.Tensor) -> torch.Tensor:
-        q = (self.q_home + self.cfg.action_scale * actions).clamp(self.arm_lo, self.arm_hi)
-        return torch.cat((q, self.gripper_open.expand(*q.shape[:-1], 1)), dim=-1)
+        base = self.q_des if self.cfg.action_type == "relative" else self.q_home
+        self.q_des = (base + self.cfg.action_scale * actions).clamp(self.arm_lo, self.arm_hi)
+        return torch.cat((self.q_des, self.gripper_open.expand(*self.q_des.shape[:-1], 1)), dim=-1)
 
     def reset(self, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         n = self.num_envs
@@ -85,6 +100,7 @@ class FrankaReach(Task[ReachCfg]):
         qpos[:, self.q_ids] = (self.q_home + noise).clamp(self.arm_lo, self.arm_hi)
         target = self.env.rand(n, 3, low=self.target_lo, high=self.target_hi)
         self.target_pos_w = torch.where(mask.unsqueeze(-1), target, self.target_pos_w)
+        self.q_des = torch.where(mask.unsqueeze(-1), qpos[:, self.q_ids], self.q_des)
         return qpos, torch.zeros(n, self.env.nv, device=self.device)
 
     def _distance(self) -> torch.Tensor:
@@ -96,6 +112,7 @@ class FrankaReach(Task[ReachCfg]):
             (
                 env.qpos[:, self.q_ids] - self.q_home,
                 env.qvel[:, self.v_ids],
+                self.q_des - env.qpos[:, self.q_ids],
                 self.target_pos_w,
                 self.target_pos_w - env.site_pos_w("grip"),
                 env.actions,

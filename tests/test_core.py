@@ -42,7 +42,7 @@ def test_forward_kinematics_matches_mujoco():
 
 def test_mujoco_backend_matches_plain_mjdata():
     """The rollout-based backend steps exactly like one MjData per env."""
-    env = worldloop.make("Franka-Reach-v0", num_envs=3, backend="mujoco", seed=3)
+    env = worldloop.make("Franka-Reach-v0", num_envs=3, backend="mujoco", seed=3, action_type="absolute")
     env.reset()
     q0, v0 = env.qpos.double().clone(), env.qvel.double().clone()
     acts = [torch.rand(3, 7, generator=torch.Generator().manual_seed(t)) * 2 - 1 for t in range(10)]
@@ -63,7 +63,7 @@ def test_mujoco_backend_matches_plain_mjdata():
 def test_step_shapes_and_info():
     env = worldloop.make("Franka-Reach-v0", num_envs=5, seed=0)
     obs, _ = env.reset()
-    assert obs["policy"].shape == (5, 27) and obs["critic"].shape == (5, 27)
+    assert obs["policy"].shape == (5, 34) and obs["critic"].shape == (5, 34)
     obs, rew, term, trunc, info = env.step(torch.zeros(5, 7))
     assert rew.shape == term.shape == trunc.shape == info["success"].shape == (5,)
     assert info["success"].dtype == torch.bool

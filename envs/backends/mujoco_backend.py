@@ -8,6 +8,9 @@ preallocated array; no Python code runs per env. Torch sees the arrays through
 
 Per-env physical parameters (for domain randomization) are per-env ``MjModel`` copies, which
 ``mujoco.rollout`` accepts as a sequence; until a term needs them, all envs share one model.
+:meth:`MujocoBackend.set_model_params` writes them and reruns ``mj_setConst`` on the changed copies
+before the next step. The copies cost step time (each env's model is read from memory instead of
+one shared model staying in cache): about 5-15% of raw physics at 1,024 Franka envs here.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ import numpy as np
 import torch
 from mujoco import rollout
 
-from .base import Backend
+from .base import Backend, model_param
 
 _FULLPHYSICS = mujoco.mjtState.mjSTATE_FULLPHYSICS
+_SETCONST_FIELDS = frozenset(("body_mass", "body_ipos", "body_inertia", "dof_armature", "geom_size"))
+"""Fields whose derived constants (subtree mass, inverse weights, geom bounds) need ``mj_setConst``."""
 
 
 def default_num_threads() -> int:
@@ -71,6 +76,7 @@ class MujocoBackend(Backend):
         # One model reference per env; per_env_models() swaps in real copies when needed.
         self.models: list[mujoco.MjModel] = [m] * num_envs
         self._own_models = False
+        self._stale_const = np.zeros(num_envs, dtype=bool)  # envs needing mj_setConst before a step
         self._runner = rollout.Rollout(nthread=self.num_threads)
 
         self._state_t = torch.from_numpy(self._state)
@@ -83,6 +89,10 @@ class MujocoBackend(Backend):
             self._ctrl = np.empty((self.num_envs, nsteps, self.mj_model.nu))
             self._out = np.empty((self.num_envs, nsteps, self.nstate))
             self._sensor = np.empty((self.num_envs, nsteps, self.mj_model.nsensordata))
+        if self._stale_const.any():
+            for i in self._stale_const.nonzero()[0]:
+                mujoco.mj_setConst(self.models[i], self._datas[0])
+            self._stale_const[:] = False
         # The control is held for all substeps (zero-order hold over the decimation).
         self._ctrl[:] = ctrl.detach().to("cpu", torch.float64).numpy()[:, None, :]
         t_before = self._state[:, 0].copy()
@@ -126,6 +136,25 @@ class MujocoBackend(Backend):
             self.models = [copy.copy(self.mj_model) for _ in range(self.num_envs)]
             self._own_models = True
         return self.models
+
+    def set_model_params(self, field: str, mask: torch.Tensor, values: torch.Tensor) -> None:
+        model_param(self.mj_model, field)  # an unknown field is refused before any copy is made
+        idx = mask.to("cpu").numpy().nonzero()[0]
+        if idx.size == 0:
+            return
+        models = self.per_env_models()
+        vals = values.detach().to("cpu", torch.float64).numpy()
+        for i in idx:
+            model_param(models[i], field)[...] = vals[i]
+        if field in _SETCONST_FIELDS:
+            self._stale_const[idx] = True
+
+    def get_model_params(self, field: str) -> torch.Tensor:
+        if not self._own_models:
+            value = torch.as_tensor(model_param(self.mj_model, field), dtype=torch.float32)
+            return value.expand(self.num_envs, *value.shape).to(self.device, copy=True)
+        rows = np.stack([model_param(m, field) for m in self.models])
+        return torch.as_tensor(rows, dtype=torch.float32, device=self.device)
 
     def close(self) -> None:
         self._runner.close()

@@ -21,10 +21,18 @@ How the pieces meet:
   (scalar joints relative to the MJCF ``ref``; free joints relative to the joint anchors with an
   xyzw quaternion and the centre-of-mass twist in the parent frame; ball joints in the anchor
   frame) with batched torch ops.
+- Per-env physical parameters (:meth:`NewtonBackend.set_model_params`) go the way Newton supports:
+  the MuJoCo field is written into Newton's per-world ``Model`` arrays (``body_mass``, ``body_com``,
+  ``body_inertia``, ``shape_material_mu*``, ``shape_scale``, ``joint_damping``/``armature``/``friction``,
+  ``mujoco.actuator_gainprm``/``biasprm``, ``gravity``) with batched torch ops, and
+  ``SolverMuJoCo.notify_model_changed`` publishes them into MuJoCo Warp's per-world model (with
+  ``set_const``) once, before the next step.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import warnings
 
 import mujoco
@@ -33,7 +41,7 @@ import numpy as np
 import torch
 import warp as wp  # noqa: TID253
 
-from .base import Backend
+from .base import Backend, model_param
 
 _MAXVAL = 1e10
 """MuJoCo's ``mjMAXVAL``: MuJoCo C resets a world whose ``|qpos|``/``|qvel|`` exceed it."""
@@ -57,7 +65,7 @@ def _qmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def _qconj(q: torch.Tensor) -> torch.Tensor:
-    return q * q.new_tensor([1.0, -1.0, -1.0, -1.0])
+    return torch.cat((q[..., :1], -q[..., 1:]), -1)
 
 
 def _qrot(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -68,11 +76,11 @@ def _qrot(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 
 
 def _xyzw_to_wxyz(q: torch.Tensor) -> torch.Tensor:
-    return q[..., [3, 0, 1, 2]]
+    return q.roll(1, -1)
 
 
 def _wxyz_to_xyzw(q: torch.Tensor) -> torch.Tensor:
-    return q[..., [1, 2, 3, 0]]
+    return q.roll(-1, -1)
 
 
 class NewtonBackend(Backend):
@@ -102,9 +110,9 @@ class NewtonBackend(Backend):
         self.mj_model = mj_model
         self.num_envs = int(num_envs)
         self.seed = int(seed)
-        wants_cuda = torch.device(device).type == "cuda"
-        self.device = torch.device(device if wants_cuda and wp.is_cuda_available() else "cpu")
-        if self.device.type == "cuda" and self.device.index is None:
+        cuda = torch.device(device).type == "cuda" and torch.cuda.is_available() and wp.is_cuda_available()
+        self.device = torch.device(device if cuda else "cpu")
+        if cuda and self.device.index is None:
             self.device = torch.device("cuda", torch.cuda.current_device())
         wp_device = wp.device_from_torch(self.device)
 
@@ -139,6 +147,7 @@ class NewtonBackend(Backend):
         self._ctrl = wp.to_torch(self.control.mujoco.ctrl).view(n, nu) if nu else None
         self.qpos = wp.to_torch(self.solver.mjw_data.qpos)
         self.qvel = wp.to_torch(self.solver.mjw_data.qvel)
+        self._time = wp.to_torch(self.solver.mjw_data.time)
         # Newton joint coordinates of both state buffers as (num_envs, per-world) views.
         self._joint_views = {
             id(s): (wp.to_torch(s.joint_q).view(n, -1), wp.to_torch(s.joint_qd).view(n, -1))
@@ -148,6 +157,9 @@ class NewtonBackend(Backend):
         self._reset_mask = torch.zeros(n + 1, dtype=torch.bool, device=self.device)
         self._reset_mask_wp = wp.from_torch(self._reset_mask, dtype=wp.bool)
         self._build_conversion()
+
+        self._params: dict | None = None  # per-field Newton index tables, built on first use
+        self._pending_flags = 0  # newton.ModelFlags to publish before the next step
 
         qpos0 = torch.as_tensor(mj_model.qpos0, dtype=torch.float32, device=self.device).expand(n, -1)
         everything = torch.ones(n, dtype=torch.bool, device=self.device)
@@ -163,11 +175,14 @@ class NewtonBackend(Backend):
         Newton's importer resolves MJCF defaults per actuator shortcut, whereas MuJoCo applies a
         default ``<position kp=..>`` to every actuator of the class (a ``<general>`` there inherits
         ``biastype="affine"``). The compiled ``mj_model`` is the reference, so its values win."""
+        if not self.mj_model.nu:
+            return
         attrs = self.model.mujoco
         for field in self._ACTUATOR_FIELDS:
             value = np.asarray(getattr(self.mj_model, f"actuator_{field}"))
             value = np.tile(value, (self.num_envs,) + (1,) * (value.ndim - 1))
-            getattr(attrs, f"actuator_{field}").assign(value.astype(np.int32 if value.ndim == 1 else np.float32))
+            dtype = np.int32 if value.ndim == 1 else np.float32
+            getattr(attrs, f"actuator_{field}").assign(value.astype(dtype))
 
     def _check_layout(self) -> None:
         """Check the solver's compiled MuJoCo model has ``mj_model``'s joint/dof/actuator layout,
@@ -177,17 +192,21 @@ class NewtonBackend(Backend):
         sizes = {k: (getattr(ref, k), getattr(got, k)) for k in ("nq", "nv", "nu", "njnt", "na")}
         if any(a != b for a, b in sizes.values()):
             raise ValueError(f"Newton's MuJoCo model differs in size from the scene: {sizes}")
-        newton_names = [
-            self.model.joint_label[j].rsplit("/", 1)[-1] for j in self.solver.mjc_jnt_to_newton_jnt.numpy()[0]
-        ]
+        newton_jnt = self.solver.mjc_jnt_to_newton_jnt.numpy()[0]
         for i in range(ref.njnt):
             name = ref.joint(i).name
+            # A Newton joint holding several MJCF joints (several on one body) has its own label.
+            label = self.model.joint_label[newton_jnt[i]].rsplit("/", 1)[-1]
+            single = (newton_jnt == newton_jnt[i]).sum() == 1
             if (
                 ref.jnt_type[i] != got.jnt_type[i]
                 or ref.jnt_qposadr[i] != got.jnt_qposadr[i]
-                or (name and name != newton_names[i])
+                or (name and single and name != label)
             ):
-                raise ValueError(f"joint {i} ({name!r}) is not in MuJoCo's order in Newton's model")
+                raise ValueError(
+                    f"joint {i} ({name!r}) is not in MuJoCo's order in Newton's model (Newton merges the "
+                    "joints of one body into one joint, slide axes first)"
+                )
         if not np.array_equal(ref.actuator_trnid, got.actuator_trnid):
             raise ValueError("Newton's actuators are not in MuJoCo's order or target other joints")
         # field -> rows compared (ranges only where limited, as MuJoCo ignores them elsewhere)
@@ -211,52 +230,45 @@ class NewtonBackend(Backend):
             warnings.warn(f"Newton's import of the scene differs from MuJoCo's in {differ}", stacklevel=3)
 
     def _build_conversion(self) -> None:
-        """Index tables for MuJoCo -> Newton coordinates (per world; identical across worlds)."""
-        m, model, dev = self.mj_model, self.model, self.device
-        jpw = model.joint_count // self.num_envs
-        bpw = model.body_count // self.num_envs
-        q_start = model.joint_q_start.numpy()
-        qd_start = model.joint_qd_start.numpy()
+        """Index tables for MuJoCo -> Newton coordinates, per world (the worlds are replicas).
+
+        Groups: ``s_*`` hinge/slide, ``f_*`` free, ``b_*`` ball joints. ``*_adr``/``*_dof``: MuJoCo
+        qpos/qvel columns; ``*_q``/``*_qd``: Newton joint_q/joint_qd columns; ``*_jnt``: Newton
+        joint; ``f_body``: the free joint's child body."""
+        m, model, n = self.mj_model, self.model, self.num_envs
+        q_start, qd_start = model.joint_q_start.numpy(), model.joint_qd_start.numpy()
         child = model.joint_child.numpy()
-        mjc_jnt = self.solver.mjc_jnt_to_newton_jnt.numpy()[0]
-        mjc_dof = self.solver.mjc_jnt_to_newton_dof.numpy()[0]
+        newton_jnt = self.solver.mjc_jnt_to_newton_jnt.numpy()[0]
+        newton_dof = self.solver.mjc_jnt_to_newton_dof.numpy()[0]
+        ix: dict[str, list] = {}
 
-        def idx(x):
-            return torch.as_tensor(np.asarray(x, dtype=np.int64).reshape(-1), device=dev)
+        def add(group: str, **cols) -> None:
+            for key, val in cols.items():
+                ix.setdefault(f"{group}_{key}", []).extend(np.atleast_1d(val).tolist())
 
-        tables: dict[str, list] = {k: [] for k in ("s_adr", "s_dof", "s_q", "s_qd", "f_adr", "f_dof",
-                                                   "f_q", "f_qd", "f_jnt", "f_body", "b_adr", "b_dof",
-                                                   "b_q", "b_qd", "b_jnt")}  # fmt: skip
         for i in range(m.njnt):
-            jt, adr, dof, nj = m.jnt_type[i], m.jnt_qposadr[i], m.jnt_dofadr[i], mjc_jnt[i]
-            if jt in (int(mujoco.mjtJoint.mjJNT_HINGE), int(mujoco.mjtJoint.mjJNT_SLIDE)):
-                nd = mjc_dof[i]  # the dof inside a (possibly multi-dof) Newton joint
-                tables["s_adr"].append(adr)
-                tables["s_dof"].append(dof)
-                tables["s_q"].append(q_start[nj] + nd - qd_start[nj])
-                tables["s_qd"].append(nd)
-            elif jt == int(mujoco.mjtJoint.mjJNT_FREE):
-                for k, v in (("adr", adr), ("dof", dof), ("q", q_start[nj]), ("qd", qd_start[nj])):
-                    tables[f"f_{k}"].append(v + np.arange(7 if k in ("adr", "q") else 6))
-                tables["f_jnt"].append(nj)
-                tables["f_body"].append(child[nj])
-            else:  # ball
-                for k, v in (("adr", adr), ("dof", dof), ("q", q_start[nj]), ("qd", qd_start[nj])):
-                    tables[f"b_{k}"].append(v + np.arange(4 if k in ("adr", "q") else 3))
-                tables["b_jnt"].append(nj)
-        self._ix = {k: idx(v) for k, v in tables.items()}
-        n = self.num_envs
+            jt, adr, dof, j = m.jnt_type[i], m.jnt_qposadr[i], m.jnt_dofadr[i], newton_jnt[i]
+            if jt in (mujoco.mjtJoint.mjJNT_HINGE.value, mujoco.mjtJoint.mjJNT_SLIDE.value):
+                d = newton_dof[i]  # may sit inside a multi-dof Newton joint (several MJCF joints on a body)
+                add("s", adr=adr, dof=dof, q=q_start[j] + d - qd_start[j], qd=d)
+            else:
+                g, nq, nv = ("f", 7, 6) if jt == mujoco.mjtJoint.mjJNT_FREE.value else ("b", 4, 3)
+                r7, r6 = np.arange(nq), np.arange(nv)
+                add(g, adr=adr + r7, dof=dof + r6, q=q_start[j] + r7, qd=qd_start[j] + r6, jnt=j)
+                if g == "f":
+                    add(g, body=child[j])
+        keys = [f"{g}_{k}" for g in "sfb" for k in ("adr", "dof", "q", "qd")] + ["f_jnt", "f_body", "b_jnt"]
+        self._ix = {k: torch.tensor(ix.get(k, []), dtype=torch.long, device=self.device) for k in keys}
+        # Views into the model, so later edits of its parameters through Newton are honoured.
         ref = getattr(model.mujoco, "dof_ref", None)
-        dof_ref = (
+        self._dof_ref = (
             wp.to_torch(ref).view(n, -1)
             if ref is not None
-            else torch.zeros(n, model.joint_dof_count // n, device=dev)
+            else torch.zeros(n, model.joint_dof_count // n, device=self.device)
         )
-        # Views into the model: parameter changes made through Newton (e.g. body_com) are seen.
-        self._dof_ref = dof_ref
-        self._X_p = wp.to_torch(model.joint_X_p).view(n, jpw, 7)
-        self._X_c = wp.to_torch(model.joint_X_c).view(n, jpw, 7)
-        self._body_com = wp.to_torch(model.body_com).view(n, bpw, 3)
+        self._X_p = wp.to_torch(model.joint_X_p).view(n, -1, 7)
+        self._X_c = wp.to_torch(model.joint_X_c).view(n, -1, 7)
+        self._body_com = wp.to_torch(model.body_com).view(n, -1, 3)
 
     # --- coordinate conversion -----------------------------------------------------------------
 
@@ -279,15 +291,17 @@ class NewtonBackend(Backend):
             p_c, q_c = X_c[..., :3], _xyzw_to_wxyz(X_c[..., 3:])
             pos, rot = q[..., :3], q[..., 3:]
             # Joint transform = inv(X_p) * world pose * X_c.
-            rot_j = _qmul(_qconj(q_p), _qmul(rot, q_c))
-            pos_j = _qrot(_qconj(q_p), pos + _qrot(rot, p_c) - p_p)
+            to_parent = _qconj(q_p)
+            rot_j = _qmul(to_parent, _qmul(rot, q_c))
+            pos_j = _qrot(to_parent, pos + _qrot(rot, p_c) - p_p)
             # MuJoCo: origin velocity (world), angular velocity (body). Newton: COM velocity and
             # angular velocity, both in the parent anchor frame.
             w_world = _qrot(rot, v[..., 3:])
             com_world = _qrot(rot, self._body_com[:, ix["f_body"]])
             v_com = v[..., :3] + torch.linalg.cross(w_world, com_world)
             joint_q[:, ix["f_q"]] = torch.cat((pos_j, _wxyz_to_xyzw(rot_j)), -1).flatten(1)
-            joint_qd[:, ix["f_qd"]] = torch.cat((_qrot(_qconj(q_p), v_com), _qrot(_qconj(q_p), w_world)), -1).flatten(1)
+            twist = torch.cat((_qrot(to_parent, v_com), _qrot(to_parent, w_world)), -1)
+            joint_qd[:, ix["f_qd"]] = twist.flatten(1)
         if ix["b_jnt"].numel():
             nb = ix["b_jnt"].numel()
             q_mj = qpos[:, ix["b_adr"]].view(-1, nb, 4)
@@ -310,16 +324,20 @@ class NewtonBackend(Backend):
         if self._ctrl is not None:
             self._ctrl.copy_(ctrl)
         dt = self.physics_dt
-        for _ in range(nsteps):
-            self.solver.step(self.state_0, self.state_1, self.control, None, dt)
-            self.state_0, self.state_1 = self.state_1, self.state_0
+        with self._warp_on_torch_stream():
+            if self._pending_flags:
+                self.solver.notify_model_changed(self._pending_flags)
+                self._pending_flags = 0
+            for _ in range(nsteps):
+                self.solver.step(self.state_0, self.state_1, self.control, None, dt)
+                self.state_0, self.state_1 = self.state_1, self.state_0
         ok = (self.qpos.abs() <= _MAXVAL).all(1) & (self.qvel.abs() <= _MAXVAL).all(1)
         return ~ok
 
     def set_state(self, mask: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor) -> None:
         """Write ``qpos`` ``(num_envs, nq)`` and ``qvel`` ``(num_envs, nv)`` (MuJoCo conventions)
         into the worlds where ``mask`` ``(num_envs,)`` is true, and zero their MuJoCo Warp warm
-        start, activations, applied forces and last ``ctrl``. Other worlds are untouched."""
+        start, activations, applied forces, last ``ctrl`` and time. Other worlds are untouched."""
         mask = mask.to(self.device, torch.bool)
         rows = mask[:, None]
         qpos = torch.where(rows, qpos.to(self.device, torch.float32), self.qpos)
@@ -330,8 +348,125 @@ class NewtonBackend(Backend):
         new_q, new_qd = self._mujoco_to_newton(qpos, qvel, joint_q, joint_qd)
         joint_q.copy_(torch.where(rows, new_q, joint_q))
         joint_qd.copy_(torch.where(rows, new_qd, joint_qd))
+        self._time.masked_fill_(mask, 0.0)
         self._reset_mask[:-1].copy_(mask)
-        self.solver.reset(self.state_0, world_mask=self._reset_mask_wp, flags=0)
+        with self._warp_on_torch_stream():
+            self.solver.reset(self.state_0, world_mask=self._reset_mask_wp, flags=0)
+
+    # --- per-env model parameters ---------------------------------------------------------------
+
+    # MuJoCo field -> (MuJoCo element kind, Newton Model arrays, ModelFlags to notify)
+    _PARAMS = {
+        "body_mass": ("body", ("body_mass", "body_inv_mass"), "BODY_INERTIAL_PROPERTIES"),
+        "body_ipos": ("body", ("body_com",), "BODY_INERTIAL_PROPERTIES"),
+        "body_inertia": ("body", ("body_inertia", "body_inv_inertia"), "BODY_INERTIAL_PROPERTIES"),
+        "geom_friction": (
+            "geom",
+            ("shape_material_mu", "shape_material_mu_torsional", "shape_material_mu_rolling"),
+            "SHAPE_PROPERTIES",
+        ),
+        "geom_size": ("geom_size", ("shape_scale",), "SHAPE_PROPERTIES"),
+        "dof_damping": ("dof", ("joint_damping",), "JOINT_DOF_FORCE_PROPERTIES"),
+        "dof_armature": ("dof", ("joint_armature",), "JOINT_DOF_INERTIAL_PROPERTIES"),
+        "dof_frictionloss": ("dof", ("joint_friction",), "JOINT_DOF_FORCE_PROPERTIES"),
+        "actuator_gainprm": ("actuator", ("mujoco.actuator_gainprm",), "ACTUATOR_PROPERTIES"),
+        "actuator_biasprm": ("actuator", ("mujoco.actuator_biasprm",), "ACTUATOR_PROPERTIES"),
+        "opt.gravity": ("world", ("gravity",), "MODEL_PROPERTIES"),
+    }
+
+    def _param_tables(self) -> dict:
+        """``kind -> (valid MuJoCo columns (E,), Newton rows (num_envs, E))`` and the torch views of
+        the Newton arrays; built once. Columns without a Newton counterpart (the world body) keep
+        their nominal value."""
+        if self._params is not None:
+            return self._params
+        s, n, dev = self.solver, self.num_envs, self.device
+        acts = s.mjc_actuator_to_newton_actuator_idx.numpy()
+        per_world = self.model.mujoco.actuator_gainprm.shape[0] // n if self.mj_model.nu else 0
+        maps = {
+            "body": s.mjc_body_to_newton.numpy(),
+            "geom": s.mjc_geom_to_newton_shape.numpy(),
+            "dof": s.mjc_dof_to_newton_dof.numpy(),
+            "actuator": np.where(acts >= 0, np.arange(n)[:, None] * per_world + acts, -1),
+            "world": np.arange(n)[:, None],
+        }
+        # Newton sizes planes, meshes and height fields its own way: only primitive solids are resized.
+        g = mujoco.mjtGeom
+        solid = np.isin(self.mj_model.geom_type, (g.mjGEOM_SPHERE, g.mjGEOM_CAPSULE, g.mjGEOM_ELLIPSOID,
+                                                  g.mjGEOM_CYLINDER, g.mjGEOM_BOX))
+        maps["geom_size"] = np.where(solid, maps["geom"], -1)
+        tables = {}
+        for kind, rows in maps.items():
+            cols = np.flatnonzero((rows >= 0).all(axis=0))
+            tables[kind] = (torch.as_tensor(cols, device=dev), torch.as_tensor(rows[:, cols], device=dev))
+        views = {}
+        for _, arrays, _ in self._PARAMS.values():
+            for name in arrays:
+                arr = functools.reduce(getattr, name.split("."), self.model)
+                views[name] = wp.to_torch(arr)
+        iquat = torch.as_tensor(self.mj_model.body_iquat, dtype=torch.float32, device=dev)
+        # Principal axes of each body's nominal inertia, in the body frame (MuJoCo's body_iquat).
+        axes = [_qrot(iquat, e.expand_as(iquat[:, 1:])) for e in torch.eye(3, device=dev)]
+        self._inertia_axes = torch.stack(axes, -1)
+        act_damping = getattr(s, "_actuator_dof_damping", None)  # MuJoCo Warp folds it into dof_damping
+        self._act_dof_damping = wp.to_torch(act_damping) if act_damping is not None else None
+        self._params = {"tables": tables, "views": views}
+        return self._params
+
+    def set_model_params(self, field: str, mask: torch.Tensor, values: torch.Tensor) -> None:
+        """See :meth:`Backend.set_model_params`; published by ``notify_model_changed`` at the next step."""
+        model_param(self.mj_model, field)
+        kind, arrays, flag = self._PARAMS[field]
+        p = self._param_tables()
+        cols, rows = p["tables"][kind]
+        v = values.to(self.device, torch.float32)
+        v = v[:, None] if field == "opt.gravity" else v[:, cols]  # (n, E, *component)
+        if field == "body_inertia":  # MuJoCo: principal moments; Newton: the tensor in the body frame
+            axes = self._inertia_axes[cols]
+            v = axes @ torch.diag_embed(v) @ axes.transpose(-1, -2)
+        if field == "dof_damping" and self._act_dof_damping is not None:
+            v = v - self._act_dof_damping[cols]
+        if field == "geom_friction":
+            parts = v.unbind(-1)
+        elif field == "body_mass":
+            parts = (v, torch.where(v > 0, 1.0 / v, 0.0))
+        elif field == "body_inertia":
+            parts = (v, torch.where(v.det()[..., None, None] > 0, torch.linalg.pinv(v), 0.0))
+        else:
+            parts = (v,)
+        mask = mask.to(self.device, torch.bool)
+        for name, part in zip(arrays, parts, strict=True):
+            t = p["views"][name]
+            t[rows] = torch.where(mask.view(-1, *[1] * (part.dim() - 1)), part, t[rows])
+        self._pending_flags |= int(getattr(newton.ModelFlags, flag))
+
+    def get_model_params(self, field: str) -> torch.Tensor:
+        nominal = torch.as_tensor(model_param(self.mj_model, field), dtype=torch.float32, device=self.device)
+        kind, arrays, _ = self._PARAMS[field]
+        p = self._param_tables()
+        cols, rows = p["tables"][kind]
+        out = nominal.expand(self.num_envs, *nominal.shape).clone()
+        if field == "opt.gravity":
+            out.copy_(p["views"]["gravity"][rows[:, 0]])
+            return out
+        if field == "geom_friction":
+            v = torch.stack([p["views"][name][rows] for name in arrays], -1)
+        else:
+            v = p["views"][arrays[0]][rows].clone()
+        if field == "body_inertia":
+            axes = self._inertia_axes[cols]
+            v = torch.diagonal(axes.transpose(-1, -2) @ v @ axes, dim1=-2, dim2=-1)
+        if field == "dof_damping" and self._act_dof_damping is not None:
+            v = v + self._act_dof_damping[cols]
+        out[:, cols] = v
+        return out
+
+    def _warp_on_torch_stream(self):
+        """Run Warp launches on torch's current CUDA stream, ordered after the torch ops that
+        filled their inputs (a no-op on CPU)."""
+        if self.device.type != "cuda":
+            return contextlib.nullcontext()
+        return wp.ScopedStream(wp.stream_from_torch(torch.cuda.current_stream(self.device)))
 
     def close(self) -> None:
         """Drop the solver, model and state (device memory is freed with them)."""

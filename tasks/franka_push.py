@@ -1,0 +1,161 @@
+"""Franka-Push-v0: push a cube across the table to a goal region.
+
+Scene: ``franka_cube.xml``, a 5 cm, 0.1 kg cube on the table (top face z = 0).
+Observations (``policy`` = ``critic``, 31 + action_dim values): arm joint positions relative to
+    ``home`` (7) [rad], arm joint velocities (7) [rad/s], finger opening (1) [m], cube position (3) [m],
+    cube orientation (4) [wxyz], cube minus grip position (3) [m], goal position (3) [m], goal minus
+    cube position (3) [m], previous action (action_dim). World frame = robot base frame.
+Actions: ``action_space="joint_pos"`` (8, default) or ``"ee_delta"`` (7), see ``envs/actions.py``;
+    the last value opens (> 0) or closes the gripper (closed fingers make a firmer pusher).
+Reward (per policy step, weights in ``PushCfg.weights``), with ``d`` the cube-to-goal distance [m]:
+    ``reach = 1 - tanh(|grip - cube| / 0.1)``; ``push = 1 - tanh(d / 0.1)``;
+    ``push_fine = 1 - tanh(d / 0.02)``; ``action_rate`` and ``joint_vel`` penalties.
+Success: ``d < 3 cm`` (the goal is a point on the table at the cube's resting height).
+Episodes last 6 s (300 steps at 50 Hz).
+Reset: arm at ``home`` plus uniform joint noise; cube uniform in a 20 x 30 cm area, any yaw; goal
+    10-20 cm from the cube in a uniform direction, kept inside a 35 x 60 cm area of the table.
+Expert (``expert()``): closed fingers come down behind the cube on the goal line and push, re-aiming
+    at the cube every step; start over from above if the cube slips off the pusher.
+
+Version history:
+    v0: first release.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from worldloop import rewards
+from worldloop.envs.actions import FrankaActionsCfg, FrankaArm, nearest_yaw
+from worldloop.envs.kinematics import quat_from_yaw
+from worldloop.policies.scripted import PhaseMachine, Waypoint
+from worldloop.tasks.base import Task, TaskCfg
+from worldloop.tasks.registry import register_task
+
+CUBE_HALF = 0.025  # [m] half edge of the cube in franka_cube.xml
+PUSH_Z = 0.02  # [m] grip site height while pushing: pads just below the cube's centre
+
+
+@dataclass(kw_only=True)
+class PushCfg(TaskCfg, FrankaActionsCfg):
+    scene: str = "franka_cube.xml"
+    decimation: int = 4  # 5 ms physics, 50 Hz policy
+    episode_length_s: float = 6.0
+    joint_noise: float = 0.05
+    """[rad] half-width of the uniform noise added to the arm's ``home`` joints at reset."""
+    cube_low: tuple[float, float] = (0.4, -0.15)
+    """[m] lower corner (x, y) of the area the cube starts in."""
+    cube_high: tuple[float, float] = (0.6, 0.15)
+    """[m] upper corner (x, y) of the cube's start area."""
+    goal_distance: tuple[float, float] = (0.1, 0.2)
+    """[m] range of the goal's distance from the cube's start."""
+    goal_low: tuple[float, float] = (0.35, -0.3)
+    """[m] lower corner (x, y) of the area goals are clamped to."""
+    goal_high: tuple[float, float] = (0.7, 0.3)
+    """[m] upper corner (x, y) of the goal area."""
+    success_threshold: float = 0.03
+    """[m] cube-to-goal distance that counts as pushed there."""
+    weights: dict[str, float] = field(
+        default_factory=lambda: {
+            "reach": 0.5,  # bring the hand to the cube; weaker than push so it never pays to hover
+            "push": 5.0,  # the task: cube towards the goal
+            "push_fine": 5.0,  # sharp bonus inside ~2 cm, where the success threshold lies
+            "action_rate": -1e-3,  # smooth targets; much stronger and exploration noise dominates
+            "joint_vel": -1e-4,  # no swinging through the cube
+        }
+    )
+
+
+@register_task("Franka-Push-v0", PushCfg)
+class FrankaPush(Task[PushCfg]):
+    """Push a cube to within 3 cm of a goal on the table."""
+
+    def __init__(self, cfg: PushCfg, env) -> None:
+        super().__init__(cfg, env)
+        self.arm = FrankaArm(env, cfg)
+        self.cube_q = env.joint_qpos_ids(["cube_joint"])[0] + torch.arange(7, device=self.device)
+        t = {k: torch.tensor(getattr(cfg, k), device=self.device) for k in ("cube_low", "cube_high", "goal_low", "goal_high")}
+        self.lims = t
+        self.goal_pos_w = torch.zeros(self.num_envs, 3, device=self.device)
+        self.fsm = PhaseMachine(env)
+
+    @property
+    def action_dim(self) -> int:
+        return self.arm.action_dim
+
+    def actions_to_ctrl(self, actions: torch.Tensor) -> torch.Tensor:
+        return self.arm.actions_to_ctrl(actions)
+
+    def reset(self, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        n, cfg, env, lims = self.num_envs, self.cfg, self.env, self.lims
+        qpos = self.arm.home.expand(n, -1).clone()
+        qpos[:, self.arm.q_ids] += env.rand(n, 7, low=-cfg.joint_noise, high=cfg.joint_noise)
+        xy = env.rand(n, 2, low=lims["cube_low"], high=lims["cube_high"])
+        yaw = env.rand(n, low=-math.pi, high=math.pi)
+        z = torch.full((n, 1), CUBE_HALF, device=self.device)
+        qpos[:, self.cube_q] = torch.cat((xy, z, quat_from_yaw(yaw)), dim=-1)
+        heading = env.rand(n, low=-math.pi, high=math.pi)
+        dist = env.rand(n, 1, low=cfg.goal_distance[0], high=cfg.goal_distance[1])
+        goal = xy + dist * torch.stack((torch.cos(heading), torch.sin(heading)), dim=-1)
+        goal = torch.cat((torch.maximum(torch.minimum(goal, lims["goal_high"]), lims["goal_low"]), z), dim=-1)
+        self.goal_pos_w = torch.where(mask.unsqueeze(-1), goal, self.goal_pos_w)
+        self.arm.reset(mask, qpos, close=True)
+        return qpos, torch.zeros(n, env.nv, device=self.device)
+
+    def _cube(self) -> tuple[torch.Tensor, torch.Tensor]:
+        q = self.env.qpos[:, self.cube_q]
+        return q[:, :3], q[:, 3:]
+
+    def observe(self) -> dict[str, torch.Tensor]:
+        pos, quat = self._cube()
+        goal = self.goal_pos_w
+        grip = self.arm.grip_pos_w()
+        obs = torch.cat((self.arm.proprio(), pos, quat, pos - grip, goal, goal - pos, self.env.actions), dim=-1)
+        return {"policy": obs, "critic": obs}
+
+    def rewards(self) -> dict[str, torch.Tensor]:
+        pos = self._cube()[0]
+        return {
+            "reach": rewards.distance_tanh(self.arm.grip_pos_w(), pos, std=0.1),
+            "push": rewards.distance_tanh(pos, self.goal_pos_w, std=0.1),
+            "push_fine": rewards.distance_tanh(pos, self.goal_pos_w, std=0.02),
+            "action_rate": rewards.action_rate_l2(self.env.actions, self.env.prev_actions),
+            "joint_vel": rewards.joint_vel_l2(self.arm.joint_vel()),
+        }
+
+    def success(self) -> torch.Tensor:
+        return rewards.distance(self._cube()[0], self.goal_pos_w) < self.cfg.success_threshold
+
+    def expert(self) -> torch.Tensor:
+        """Scripted actions ``(num_envs, action_dim)`` for the current state."""
+        cube, grip, fsm = self._cube()[0], self.arm.grip_pos_w(), self.fsm
+        to_goal = self.goal_pos_w[:, :2] - cube[:, :2]
+        dist = to_goal.norm(dim=-1, keepdim=True)
+        d = to_goal / dist.clamp(min=1e-6)
+        rel = grip[:, :2] - cube[:, :2]
+        along = (rel * d).sum(-1)
+        lateral = (rel[:, 0] * d[:, 1] - rel[:, 1] * d[:, 0]).abs()
+        # Pushing: near enough -> lift off; slipped off the pusher -> start over. Resting: drifted -> again.
+        fsm.goto((fsm.phase == 2) & (dist[:, 0] < 0.012), 3)
+        fsm.goto((fsm.phase == 2) & ((lateral > 0.03) | (along > -0.02)), 0)
+        fsm.goto((fsm.phase == 3) & (dist[:, 0] > 0.025), 0)
+        # Fingers across the push direction: the pads' long side (3 cm) faces the cube.
+        yaw = nearest_yaw(torch.atan2(d[:, 1], d[:, 0]), self.arm.grip_yaw(), math.pi)
+
+        def at(xy: torch.Tensor, z: float) -> torch.Tensor:
+            return torch.cat((xy, torch.full_like(xy[:, :1], z)), dim=-1)
+
+        behind = cube[:, :2] - d * (CUBE_HALF + 0.04)
+        # Aim up to 2 cm past the contact (fewer near the goal, so the cube stops there).
+        into = cube[:, :2] - d * (CUBE_HALF + 0.01 - dist.clamp(max=0.02))
+        return fsm.act(
+            self.arm,
+            [
+                Waypoint(pos=at(behind, 0.1), yaw=yaw, close=True, tol=0.01, speed=0.015),
+                Waypoint(pos=at(behind, PUSH_Z), yaw=yaw, close=True, tol=0.008, speed=0.008),
+                Waypoint(pos=at(into, PUSH_Z), yaw=yaw, close=True, tol=0.0, speed=0.005),
+                Waypoint(pos=at(grip[:, :2], 0.12), yaw=yaw, close=True, tol=0.0, speed=0.005),  # straight up
+            ],
+        )

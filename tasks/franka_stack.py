@@ -1,0 +1,190 @@
+"""Franka-Stack-v0: pick cube A and leave it resting on cube B.
+
+Scene: ``franka_stack.xml``, two free 5 cm, 0.1 kg cubes on the table (top face z = 0).
+Observations (``policy`` = ``critic``, 38 + action_dim values): arm joint positions relative to
+    ``home`` (7) [rad], arm joint velocities (7) [rad/s], finger opening (1) [m], cube A position (3)
+    [m] and orientation (4) [wxyz], cube B position (3) and orientation (4), A minus grip (3) [m],
+    B minus A (3) [m], stability timer (1) [s], previous action (action_dim). World frame = robot base.
+Actions: ``action_space="joint_pos"`` (8, default) or ``"ee_delta"`` (7), see ``envs/actions.py``;
+    the last value opens (> 0) or closes the gripper.
+Reward (per policy step, weights in ``StackCfg.weights``), with ``t`` the stacking spot 5 cm above B:
+    ``reach = 1 - tanh(|grip - A| / 0.1)``; ``grasp`` = A grasped (``rewards.grasped``); ``lift`` =
+    fraction of 4 cm A has risen; ``align = max(grasp, lift) * (1 - tanh(|A - t| / 0.1))``; ``stacked``
+    = A on B; ``released`` = A on B and the fingers open; ``action_rate`` and ``joint_vel`` penalties.
+Success: A on B (centres within 2 cm horizontally and 5 mm of 5 cm vertically), the gripper open
+    wider than the cube, both for the last ``stable_s`` (0.5 s). Episodes last 6 s (300 steps at 50 Hz).
+Reset: arm at ``home`` plus uniform joint noise; B uniform in a 10 x 20 cm area, A 10-15 cm from B in a
+    uniform direction; both with any yaw.
+Expert (``expert()``): pick A (above, down, close, up), carry it above B, lower, open, back off;
+    start over if A is dropped on the way or falls off.
+
+Version history:
+    v0: first release.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from worldloop import rewards
+from worldloop.envs.actions import FINGER_OPEN, FrankaActionsCfg, FrankaArm, nearest_yaw
+from worldloop.envs.kinematics import quat_from_yaw, yaw_of
+from worldloop.policies.scripted import PhaseMachine, Waypoint
+from worldloop.tasks.base import Task, TaskCfg
+from worldloop.tasks.registry import register_task
+
+CUBE_HALF = 0.025  # [m] half edge of both cubes in franka_stack.xml
+
+
+@dataclass(kw_only=True)
+class StackCfg(TaskCfg, FrankaActionsCfg):
+    scene: str = "franka_stack.xml"
+    decimation: int = 4  # 5 ms physics, 50 Hz policy
+    episode_length_s: float = 6.0
+    joint_noise: float = 0.05
+    """[rad] half-width of the uniform noise added to the arm's ``home`` joints at reset."""
+    base_low: tuple[float, float] = (0.45, -0.1)
+    """[m] lower corner (x, y) of the area cube B starts in."""
+    base_high: tuple[float, float] = (0.55, 0.1)
+    """[m] upper corner (x, y) of cube B's start area."""
+    separation: tuple[float, float] = (0.1, 0.15)
+    """[m] range of cube A's start distance from cube B."""
+    stable_s: float = 0.5
+    """[s] how long A must rest on B with the gripper open to count as stacked."""
+    weights: dict[str, float] = field(
+        default_factory=lambda: {
+            "reach": 1.0,  # first get the hand to cube A
+            "grasp": 2.0,  # closing on A is the hard discovery; pay for it on its own
+            "lift": 2.0,  # A must leave the table to go over B
+            "align": 5.0,  # carry A over B
+            "stacked": 5.0,  # A resting on B
+            "released": 10.0,  # ... and let go: the success condition, minus the timer
+            "action_rate": -1e-3,  # smooth targets; much stronger and exploration noise dominates
+            "joint_vel": -1e-4,  # no swinging that knocks the stack over
+        }
+    )
+
+
+@register_task("Franka-Stack-v0", StackCfg)
+class FrankaStack(Task[StackCfg]):
+    """Place cube A on cube B, let go, and leave it there for 0.5 s."""
+
+    def __init__(self, cfg: StackCfg, env) -> None:
+        super().__init__(cfg, env)
+        self.arm = FrankaArm(env, cfg)
+        cols = torch.arange(7, device=self.device)
+        self.a_q = env.joint_qpos_ids(["cube_a_joint"])[0] + cols
+        self.b_q = env.joint_qpos_ids(["cube_b_joint"])[0] + cols
+        self.base_lo, self.base_hi = (torch.tensor(v, device=self.device) for v in (cfg.base_low, cfg.base_high))
+        self.stable_steps = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
+        """``(N,)`` consecutive steps A has rested on B, released."""
+        self._counted = torch.zeros_like(self.stable_steps)  # episode step the timer last advanced at
+        self.fsm = PhaseMachine(env)
+
+    @property
+    def action_dim(self) -> int:
+        return self.arm.action_dim
+
+    def actions_to_ctrl(self, actions: torch.Tensor) -> torch.Tensor:
+        return self.arm.actions_to_ctrl(actions)
+
+    def reset(self, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        n, cfg, env = self.num_envs, self.cfg, self.env
+        qpos = self.arm.home.expand(n, -1).clone()
+        qpos[:, self.arm.q_ids] += env.rand(n, 7, low=-cfg.joint_noise, high=cfg.joint_noise)
+        b = env.rand(n, 2, low=self.base_lo, high=self.base_hi)
+        heading = env.rand(n, low=-math.pi, high=math.pi)
+        a = b + env.rand(n, 1, low=cfg.separation[0], high=cfg.separation[1]) * torch.stack(
+            (torch.cos(heading), torch.sin(heading)), dim=-1
+        )
+        z = torch.full((n, 1), CUBE_HALF, device=self.device)
+        for cols, xy in ((self.a_q, a), (self.b_q, b)):
+            qpos[:, cols] = torch.cat((xy, z, quat_from_yaw(env.rand(n, low=-math.pi, high=math.pi))), dim=-1)
+        self.stable_steps = torch.where(mask, 0, self.stable_steps)
+        self._counted = torch.where(mask, 0, self._counted)
+        self.arm.reset(mask, qpos)
+        return qpos, torch.zeros(n, env.nv, device=self.device)
+
+    def _cubes(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        q = self.env.qpos
+        return q[:, self.a_q[:3]], q[:, self.a_q[3:]], q[:, self.b_q[:3]], q[:, self.b_q[3:]]
+
+    def _grasped(self) -> torch.Tensor:
+        arm = self.arm
+        return rewards.grasped(arm.in_grip_frame(self._cubes()[0]), arm.finger_opening(), arm.close_cmd, CUBE_HALF)
+
+    def _stacked(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(A rests on B, ... and the gripper is open wider than A)``, both ``(N,)`` bool."""
+        a, _, b, _ = self._cubes()
+        on = ((a[:, :2] - b[:, :2]).norm(dim=-1) < 0.02) & ((a[:, 2] - b[:, 2] - 2 * CUBE_HALF).abs() < 0.005)
+        opened = ~self.arm.close_cmd & (self.arm.finger_opening() > CUBE_HALF + 0.005)
+        return on, on & opened
+
+    def _advance_timer(self) -> None:
+        # Called from rewards() and success(); advances once per env step whichever runs first.
+        step = self.env.episode_length_buf
+        fresh = step != self._counted
+        released = self._stacked()[1]
+        self.stable_steps = torch.where(fresh, torch.where(released, self.stable_steps + 1, 0), self.stable_steps)
+        self._counted = step.clone()
+
+    def observe(self) -> dict[str, torch.Tensor]:
+        a, qa, b, qb = self._cubes()
+        timer = (self.stable_steps * self.env.step_dt).unsqueeze(-1)
+        grip = self.arm.grip_pos_w()
+        obs = torch.cat((self.arm.proprio(), a, qa, b, qb, a - grip, b - a, timer, self.env.actions), dim=-1)
+        return {"policy": obs, "critic": obs}
+
+    def rewards(self) -> dict[str, torch.Tensor]:
+        self._advance_timer()
+        a, _, b, _ = self._cubes()
+        grasp, lift = self._grasped(), rewards.lift_height(a[:, 2], CUBE_HALF, 0.04)
+        target = b + torch.tensor([0.0, 0.0, 2 * CUBE_HALF], device=self.device)
+        on, released = self._stacked()
+        return {
+            "reach": rewards.distance_tanh(self.arm.grip_pos_w(), a, std=0.1),
+            "grasp": grasp,
+            "lift": lift,
+            "align": torch.maximum(grasp, lift) * rewards.distance_tanh(a, target, std=0.1),
+            "stacked": on.float(),
+            "released": released.float(),
+            "action_rate": rewards.action_rate_l2(self.env.actions, self.env.prev_actions),
+            "joint_vel": rewards.joint_vel_l2(self.arm.joint_vel()),
+        }
+
+    def success(self) -> torch.Tensor:
+        self._advance_timer()
+        return self.stable_steps * self.env.step_dt >= self.cfg.stable_s - 1e-6
+
+    def expert(self) -> torch.Tensor:
+        """Scripted actions ``(num_envs, action_dim)`` for the current state."""
+        a, qa, b, _ = self._cubes()
+        grip, fsm = self.arm.grip_pos_w(), self.fsm
+        yaw = nearest_yaw(yaw_of(qa), self.arm.grip_yaw(), math.pi / 2)  # any pair of faces
+        up = torch.tensor([0.0, 0.0, 1.0], device=self.device)
+        carrying = (fsm.phase >= 3) & (fsm.phase <= 5)
+        dropped = carrying & (rewards.distance(grip, a) > 0.04)
+        fell = (fsm.phase == 7) & ~self._stacked()[0] & (self.arm.finger_opening() > FINGER_OPEN - 0.005)
+        fsm.goto(dropped | fell, 0)
+        # While A is held, steer A itself: grip target = grip + (where A should be - where A is).
+        def carry(a_target: torch.Tensor) -> torch.Tensor:
+            return grip + a_target - a
+
+        above_b = b + (2 * CUBE_HALF + 0.06) * up
+        on_b = b + (2 * CUBE_HALF + 0.004) * up
+        lifted = torch.cat((grip[:, :2], torch.full_like(grip[:, :1], 0.15)), dim=-1)
+        return fsm.act(
+            self.arm,
+            [
+                Waypoint(pos=a + 0.1 * up, yaw=yaw, close=False, tol=0.012, speed=0.015),
+                Waypoint(pos=a, yaw=yaw, close=False, tol=0.006, speed=0.006),
+                Waypoint(pos=a, yaw=yaw, close=True, tol=1.0, wait=12),
+                Waypoint(pos=lifted, yaw=yaw, close=True, tol=0.03),
+                Waypoint(pos=carry(above_b), yaw=yaw, close=True, tol=0.008),
+                Waypoint(pos=carry(on_b), yaw=yaw, close=True, tol=0.004, speed=0.004),
+                Waypoint(pos=None, yaw=yaw, close=False, tol=1.0, wait=10),
+                Waypoint(pos=lifted, yaw=yaw, close=False, tol=0.0, speed=0.006),
+            ],
+        )
