@@ -162,8 +162,9 @@ KINDS: dict[str, _Kind] = {
     "action_latency": _Kind("latency", None, ops=("abs",), modes=("startup", "reset")),
 }
 _FREE_DEFAULTS = {"initial_pose": (0, 1, 5), "push": (0, 1)}
-_PRIMITIVE = (mujoco.mjtGeom.mjGEOM_SPHERE, mujoco.mjtGeom.mjGEOM_CAPSULE, mujoco.mjtGeom.mjGEOM_ELLIPSOID,
-              mujoco.mjtGeom.mjGEOM_CYLINDER, mujoco.mjtGeom.mjGEOM_BOX)  # fmt: skip
+_PRIMITIVE = tuple(int(g) for g in (mujoco.mjtGeom.mjGEOM_SPHERE, mujoco.mjtGeom.mjGEOM_CAPSULE,
+                                     mujoco.mjtGeom.mjGEOM_ELLIPSOID, mujoco.mjtGeom.mjGEOM_CYLINDER,
+                                     mujoco.mjtGeom.mjGEOM_BOX))  # fmt: skip
 
 
 def _coerce(name: str, term: RandTerm | Mapping) -> RandTerm:
@@ -315,7 +316,7 @@ class Randomizer:
                 gnames = names(obj.mjOBJ_GEOM, m.ngeom)
                 els = self._match(t, gnames, "geom")
                 if kind.field == "geom_size":
-                    flat = [gnames[i] for i in els if m.geom_type[i] not in _PRIMITIVE]
+                    flat = [gnames[i] for i in els if int(m.geom_type[i]) not in _PRIMITIVE]
                     if flat:
                         raise t.error("targets", f"geom_size resizes primitive solids only; not {flat}")
                 labels = [gnames[i] for i in els]
@@ -348,7 +349,7 @@ class Randomizer:
             base = ["|".join(labels)] if t.cfg.shared else labels
             t.labels = [b + s for b in base for s in suffix]
             if t.cfg.kind == "actuator_stiffness":
-                affine = m.actuator_biastype[els] == mujoco.mjtBias.mjBIAS_AFFINE
+                affine = m.actuator_biastype[els] == int(mujoco.mjtBias.mjBIAS_AFFINE)
                 t.follow = torch.as_tensor([e for e, a in zip(els, affine, strict=True) if a and m.actuator_gainprm[e, 0]],
                                            device=self.device, dtype=torch.long)  # fmt: skip
         elif kind.group in ("pose", "push"):
@@ -381,8 +382,9 @@ class Randomizer:
     def _resolve_bodies_or_joints(self, t: _Term, m: mujoco.MjModel, names) -> None:
         """``initial_pose``/``push``/``impulse`` targets: free bodies (by body name) or 1-dof joints."""
         free_bodies = [b for b in range(1, m.nbody)
-                       if m.body_jntnum[b] and m.jnt_type[m.body_jntadr[b]] == mujoco.mjtJoint.mjJNT_FREE]  # fmt: skip
-        one_dof = [j for j in range(m.njnt) if m.jnt_type[j] in (mujoco.mjtJoint.mjJNT_HINGE, mujoco.mjtJoint.mjJNT_SLIDE)]
+                       if m.body_jntnum[b] and m.jnt_type[m.body_jntadr[b]] == int(mujoco.mjtJoint.mjJNT_FREE)]  # fmt: skip
+        one_dof = [j for j in range(m.njnt) if int(m.jnt_type[j]) in (int(mujoco.mjtJoint.mjJNT_HINGE),
+                                                                        int(mujoco.mjtJoint.mjJNT_SLIDE))]  # fmt: skip
         bnames, jnames = names(mujoco.mjtObj.mjOBJ_BODY, m.nbody), names(mujoco.mjtObj.mjOBJ_JOINT, m.njnt)
         try:
             rx = re.compile(t.cfg.targets)

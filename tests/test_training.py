@@ -1,0 +1,137 @@
+"""Training as a user meets it: resume after SIGKILL, checkpoints, export, play with video, torchrun."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from worldloop.policies.runner import CheckpointError, load_checkpoint
+
+CLI = [sys.executable, "-m", "worldloop.scripts.cli"]
+
+
+def _cli(*args: str, cwd: Path, env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], cwd=cwd, capture_output=True, text=True, check=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    """A few Cartpole iterations: enough for a real run directory, checkpoints and a policy."""
+    root = tmp_path_factory.mktemp("runs")
+    _cli("train", "--task", "Cartpole-v0", "--num-envs", "32", "--max-iterations", "4", "--save-interval", "2",
+         "--eval-episodes", "32", "--log-root", str(root), "--agent.num-steps-per-env", "8", cwd=root)
+    (run_dir,) = (root / "Cartpole-v0").iterdir()
+    return run_dir
+
+
+def test_checkpoints_are_complete_and_load_weights_only(tiny_run):
+    names = {p.name for p in tiny_run.glob("*.pt")}
+    assert {"model_0.pt", "model_2.pt", "model_3.pt", "last.pt", "best.pt"} <= names
+    assert not list(tiny_run.glob(".*.tmp*")), "no temp files left behind by atomic writes"
+    ckpt = load_checkpoint(tiny_run / "last.pt")
+    assert ckpt["iter"] == 3 and "torch_rng_state" in ckpt and "env_rng_state" in ckpt
+
+
+def test_corrupt_or_foreign_checkpoint_is_refused(tmp_path):
+    bad = tmp_path / "corrupt.pt"
+    bad.write_bytes(b"\x00not a checkpoint")
+    with pytest.raises(CheckpointError, match="corrupt.pt"):
+        load_checkpoint(bad)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    with pytest.raises(CheckpointError, match=r"foreign.pt.*missing.*actor_state_dict"):
+        load_checkpoint(foreign)
+    r = subprocess.run([*CLI, "play", "--run", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and "config.json" in r.stderr
+
+
+def test_export_onnx_and_torchscript_match_torch(tiny_run):
+    import onnxruntime as ort
+
+    from worldloop.scripts.play import export, load_run
+
+    paths = export(str(tiny_run), checkpoint="last")
+    env, runner = load_run(tiny_run, checkpoint="last", num_envs=1, device="cpu")
+    actor = runner.get_inference_policy(device="cpu")
+    obs = torch.randn(1000, paths["n_obs"]) * 3.0
+    from tensordict import TensorDict
+
+    with torch.inference_mode():
+        expected = actor(TensorDict({"policy": obs, "critic": obs}, batch_size=[1000])).numpy()
+    sess = ort.InferenceSession(paths["onnx"])
+    got = np.concatenate([sess.run(None, {"obs": o[None].numpy()})[0] for o in obs])
+    np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+    jit = torch.jit.load(paths["torchscript"])
+    np.testing.assert_allclose(jit(obs).detach().numpy(), expected, atol=1e-5, rtol=0)
+    env.close()
+
+
+def test_play_reports_success_and_writes_a_watchable_video(tiny_run):
+    import av
+
+    r = _cli("play", "--run", str(tiny_run), "--episodes", "16", "--video", "--video-steps", "40", cwd=tiny_run)
+    assert "success" in r.stdout and "95% CI" in r.stdout
+    report = json.loads((tiny_run / "play_mujoco.json").read_text())
+    assert report["episodes"] == 16 and 0 <= report["success_ci95"][0] <= report["success_rate"]
+    with av.open(str(tiny_run / "play.mp4")) as c:
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(frames) == 40 and frames[0].shape == (360, 480, 3)
+    # Something is drawn and something moves.
+    assert frames[0].std() > 5 and np.abs(frames[-1].astype(int) - frames[0].astype(int)).mean() > 0.1
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(tiny_run))
+    acc.Reload()
+    assert "Play/video" in acc.Tags()["images"]
+
+
+@pytest.mark.slow
+def test_sigkilled_run_resumes_and_reaches_the_same_success(tmp_path):
+    """Kill -9 mid-run, resume, and compare with an uninterrupted run of the same config."""
+    args = ["train", "--task", "Cartpole-v0", "--save-interval", "10", "--eval-episodes", "200",
+            "--log-root", str(tmp_path)]
+    ref = _cli(*args, "--run-name", "ref", cwd=tmp_path)
+    ref_eval = json.loads(next((tmp_path / "Cartpole-v0").glob("*_ref/eval.json")).read_text())
+
+    proc = subprocess.Popen([*CLI, *args, "--run-name", "killed"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    killed_at = None
+    for line in proc.stdout:  # plain progress lines: "it    57/150 ..."
+        if line.startswith("it ") and int(line.split()[1].split("/")[0]) >= 75:
+            killed_at = int(line.split()[1].split("/")[0])
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    assert killed_at is not None and proc.returncode == -signal.SIGKILL, ref.stdout[-2000:]
+    run_dir = next((tmp_path / "Cartpole-v0").glob("*_killed"))
+    r = _cli("train", "--resume", str(run_dir), cwd=tmp_path)
+    resumed_from = int(r.stdout.split("at iteration ")[1].split()[0])
+    assert killed_at - 10 <= resumed_from <= killed_at  # at most one checkpoint interval lost
+    resumed = json.loads((run_dir / "eval.json").read_text())
+    assert ref_eval["success_rate"] >= 0.9, ref_eval
+    assert resumed["success_rate"] >= ref_eval["success_rate"] - 0.1, (resumed, ref_eval)
+    assert (run_dir / "model_149.pt").is_file()
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes(tmp_path):
+    r = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
+         "-m", "worldloop.scripts.train", "--task", "Cartpole-v0", "--num-envs", "32", "--max-iterations", "3",
+         "--eval-episodes", "32", "--log-root", str(tmp_path), "--agent.num-steps-per-env", "8"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "WORLDLOOP_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"},
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    (run_dir,) = (tmp_path / "Cartpole-v0").iterdir()  # rank 0 alone writes the run
+    ev = json.loads((run_dir / "eval.json").read_text())
+    assert ev["processes"] == 2 and ev["env_steps"] == 3 * 32 * 8 * 2
