@@ -106,7 +106,8 @@ def test_seed_determinism():
     assert not torch.equal(t1, t3)
 
 
-def test_physics_divergence_resets_env_and_is_counted():
+def test_physics_divergence_resets_env_and_is_counted(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # MuJoCo writes its instability warning to MUJOCO_LOG.TXT here
     env = worldloop.make("Franka-Reach-v0", num_envs=3, seed=0)
     env.reset()
     qpos, qvel = env.qpos.clone(), env.qvel.clone()
