@@ -32,7 +32,7 @@ import mujoco
 import torch
 from worldloop.envs.backends import make_backend, resolve_backend
 from worldloop.envs.kinematics import ForwardKinematics
-from worldloop.envs.randomization import Randomizer
+from worldloop.envs.randomization import Randomizer, prepare_scene
 from worldloop.tasks.base import Task, TaskCfg
 from worldloop.tasks.registry import get_task
 
@@ -128,7 +128,7 @@ class BatchedEnv:
         self.seed = seed
 
         self.mj_model, self.scene_path = load_scene(cfg.scene)
-        m = self.mj_model
+        self.mj_model = m = prepare_scene(self.mj_model, self.scene_path, getattr(cfg, "randomization", None))
         self.nq, self.nv, self.nu = m.nq, m.nv, m.nu
         self.step_dt = cfg.decimation * m.opt.timestep
         """[s] simulated time per policy step."""

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from worldloop.envs.batched_env import BatchedEnv, build_cfg
 from worldloop.envs.loop import evaluate
+from worldloop.envs.randomization import add_rand_option, preset_with_overrides
 from worldloop.policies.ppo import PPOCfg, TrainDefaults
 from worldloop.scripts.config_cli import add_dataclass_args, apply_overrides, from_dict, overrides_for
 from worldloop.tasks import TaskCfg, get_task
@@ -50,8 +51,6 @@ class TrainCfg:
     """Suffix of the run folder name."""
     eval_episodes: int = 1000
     """Episodes of the final deterministic policy used to report success (0 skips)."""
-    resume: str | None = None
-    """Run directory to continue from its last checkpoint, with the config saved there."""
     resume: str | None = None
     """Run directory to continue from its last checkpoint, with the config saved there."""
     agent: PPOCfg = field(default_factory=PPOCfg)
@@ -163,6 +162,7 @@ def build_parser(task_id: str) -> argparse.ArgumentParser:
     )
     add_dataclass_args(p, TrainCfg, "")
     add_dataclass_args(p, get_task(task_id).cfg_cls, "env", skip={"weights"})
+    add_rand_option(p)
     return p
 
 
@@ -172,9 +172,13 @@ def main(argv: list[str] | None = None) -> dict:
     known, _ = pre.parse_known_args(argv)
     get_task(known.task)  # an unknown id fails here, naming the registered ones
     ns = build_parser(known.task).parse_args(argv)
+    rand = vars(ns).pop("rand", None)
     top = {k: v for k, v in overrides_for(ns, "").items() if k != "env"}
     cfg = apply_overrides(TrainCfg(task=known.task, agent=task_defaults(known.task).ppo), top)
-    return train(cfg, overrides_for(ns, "env"))
+    env = overrides_for(ns, "env")
+    if rand:
+        env["randomization"] = preset_with_overrides(get_task(known.task).cfg_cls, rand)
+    return train(cfg, env)
 
 
 if __name__ == "__main__":

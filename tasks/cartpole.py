@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import torch
 from worldloop import rewards
+from worldloop.envs.randomization import RandTerm
 from worldloop.policies.ppo import PPOCfg, TrainDefaults
 from worldloop.tasks.base import Task, TaskCfg
 from worldloop.tasks.registry import register_task
@@ -43,6 +44,15 @@ class CartpoleCfg(TaskCfg):
             "velocity": -0.01,  # damp oscillations
         }
     )
+    randomization: dict[str, RandTerm] = field(
+        default_factory=lambda: {
+            "pole_mass": RandTerm(kind="body_mass", targets="pole", range=(0.8, 1.25), dist="log_uniform"),
+            "cart_mass": RandTerm(kind="body_mass", targets="cart", range=(0.8, 1.25), dist="log_uniform"),
+            "motor_gain": RandTerm(kind="actuator_stiffness", targets="cart_force", range=(0.8, 1.2)),
+            "obs_noise": RandTerm(kind="obs_noise", dist="gaussian", range=(-0.01, 0.01)),
+        }
+    )
+    """Domain randomization terms by name (``envs/randomization.py``); ``--rand NAME.FIELD=VALUE``."""
 
 
 @register_task("Cartpole-v0", CartpoleCfg)

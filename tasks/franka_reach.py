@@ -63,7 +63,7 @@ class ReachCfg(TaskCfg):
             # The arm's servo loop is what differs most between sim and a real Panda.
             "actuator_kp": RandTerm(kind="actuator_stiffness", targets="actuator[1-7]", range=(0.8, 1.2)),
             "joint_damping": RandTerm(kind="dof_damping", targets="joint[1-7]", range=(0.5, 2.0), dist="log_uniform"),
-            "joint_friction": RandTerm(kind="dof_frictionloss", targets="joint[1-7]", range=(0.0, 0.2), op="add"),
+            "joint_armature": RandTerm(kind="dof_armature", targets="joint[1-7]", range=(0.8, 1.2)),
             "link_mass": RandTerm(kind="body_mass", targets="link[1-7]|hand", range=(0.9, 1.1), mode="startup"),
             "obs_noise": RandTerm(kind="obs_noise", dist="gaussian", range=(-0.005, 0.005)),  # encoder noise
             "action_latency": RandTerm(kind="action_latency", range=(0, 1)),  # 0-20 ms at 50 Hz

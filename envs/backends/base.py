@@ -22,9 +22,8 @@ for the fields in :data:`MODEL_PARAM_FIELDS`, with the same meaning on every bac
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-
 import functools
+from abc import ABC, abstractmethod
 
 import mujoco
 import torch

@@ -376,24 +376,40 @@ class NewtonBackend(Backend):
 
     def _param_tables(self) -> dict:
         """``kind -> (valid MuJoCo columns (E,), Newton rows (num_envs, E))`` and the torch views of
-        the Newton arrays; built once. Columns without a Newton counterpart (the world body) keep
-        their nominal value."""
+        the Newton arrays; built once. Columns without a Newton counterpart in the solver (the world
+        body, geoms that collide with nothing) keep their nominal value: they do not act on the physics."""
         if self._params is not None:
             return self._params
-        s, n, dev = self.solver, self.num_envs, self.device
+        s, m, n, dev = self.solver, self.mj_model, self.num_envs, self.device
         acts = s.mjc_actuator_to_newton_actuator_idx.numpy()
-        per_world = self.model.mujoco.actuator_gainprm.shape[0] // n if self.mj_model.nu else 0
+        per_world = self.model.mujoco.actuator_gainprm.shape[0] // n if m.nu else 0
+
+        def by_name(solver_map: np.ndarray, labels: list[str], obj: mujoco.mjtObj, count: int) -> np.ndarray:
+            """(num_envs, count) Newton indices of our elements: the solver's MuJoCo model may leave some
+            out (non-colliding geoms) or order them differently, so match Newton's labels (paths
+            ending in the MJCF name) to our names."""
+            out = np.full((n, count), -1)
+            for j, first in enumerate(solver_map[0]):
+                ours = mujoco.mj_name2id(m, obj, labels[first].rsplit("/", 1)[-1]) if first >= 0 else -1
+                if ours >= 0:
+                    out[:, ours] = solver_map[:, j]
+            return out
+
         maps = {
-            "body": s.mjc_body_to_newton.numpy(),
-            "geom": s.mjc_geom_to_newton_shape.numpy(),
-            "dof": s.mjc_dof_to_newton_dof.numpy(),
+            "body": by_name(s.mjc_body_to_newton.numpy(), self.model.body_label, mujoco.mjtObj.mjOBJ_BODY, m.nbody),
+            "geom": by_name(
+                s.mjc_geom_to_newton_shape.numpy(), self.model.shape_label, mujoco.mjtObj.mjOBJ_GEOM, m.ngeom
+            ),  # fmt: skip
+            "dof": s.mjc_dof_to_newton_dof.numpy(),  # same layout as ours (checked at construction)
             "actuator": np.where(acts >= 0, np.arange(n)[:, None] * per_world + acts, -1),
             "world": np.arange(n)[:, None],
         }
         # Newton sizes planes, meshes and height fields its own way: only primitive solids are resized.
         g = mujoco.mjtGeom
-        solid = np.isin(self.mj_model.geom_type, (g.mjGEOM_SPHERE, g.mjGEOM_CAPSULE, g.mjGEOM_ELLIPSOID,
-                                                  g.mjGEOM_CYLINDER, g.mjGEOM_BOX))
+        primitive = [
+            int(t) for t in (g.mjGEOM_SPHERE, g.mjGEOM_CAPSULE, g.mjGEOM_ELLIPSOID, g.mjGEOM_CYLINDER, g.mjGEOM_BOX)
+        ]
+        solid = np.isin(self.mj_model.geom_type, primitive)
         maps["geom_size"] = np.where(solid, maps["geom"], -1)
         tables = {}
         for kind, rows in maps.items():
