@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING, Literal
 
 import mujoco
 import torch
+
 from worldloop.envs.kinematics import (
     ForwardKinematics,
     JointGravity,
     SiteJacobian,
     quat_conjugate,
-    quat_from_rotvec,
     quat_from_yaw,
     quat_mul,
     quat_rotate,
@@ -72,8 +72,8 @@ class FrankaActionsCfg:
 def down_quat(yaw: torch.Tensor) -> torch.Tensor:
     """``(N, 4)`` hand orientation pointing straight down with the fingers turned ``yaw`` [rad] about
     world z from the ``home`` pose (yaw 0: fingers along the world y axis)."""
-    # The hand frame at home: z down, fingers (y) along world y, x along world -x... i.e. a rotation
-    # of pi about the world x axis.
+    # At home the hand frame is the world frame turned by pi about x: x along world x, fingers (y)
+    # along world -y, z pointing down.
     flip = yaw.new_tensor([0.0, 1.0, 0.0, 0.0]).expand(yaw.shape[0], 4)
     return quat_mul(quat_from_yaw(yaw), flip)
 
@@ -96,8 +96,15 @@ def nearest_yaw(yaw: torch.Tensor, current: torch.Tensor, period: float, limit: 
 class FrankaArm:
     """The Panda's action spaces, gripper and differential IK for one :class:`BatchedEnv`."""
 
-    def __init__(self, env: BatchedEnv, cfg: FrankaActionsCfg, *, damping: float = 0.05, null_gain: float = 0.1,
-                 counter_rotation_weight: float = 0.1):
+    def __init__(
+        self,
+        env: BatchedEnv,
+        cfg: FrankaActionsCfg,
+        *,
+        damping: float = 0.05,
+        null_gain: float = 0.1,
+        counter_rotation_weight: float = 0.1,
+    ):
         if cfg.action_space not in ("joint_pos", "ee_delta"):
             raise ValueError(f"action_space must be 'joint_pos' or 'ee_delta', got {cfg.action_space!r}")
         self.env, self.cfg = env, cfg
@@ -191,9 +198,11 @@ class FrankaArm:
         # Weighted damped least squares: J+ = W^-1 J^T (J W^-1 J^T + lambda^2 I)^-1.
         jt = self._w_inv @ jac.transpose(1, 2)
         pinv = jt @ torch.linalg.inv(jac @ jt + self._damp_eye)
-        dq = (pinv @ delta.unsqueeze(-1)).squeeze(-1)
-        null = self._eye7 - pinv @ jac
-        return dq + (null @ (self.null_gain * (self.q_home - q_arm)).unsqueeze(-1)).squeeze(-1)
+        delta = delta.unsqueeze(-1)
+        dq = pinv @ delta + (self._eye7 - pinv @ jac) @ (self.null_gain * (self.q_home - q_arm)).unsqueeze(-1)
+        # Damping makes J+ inexact: the step falls short of delta and the null-space pull leaks into
+        # the hand's pose. One refinement step on the residual removes most of both.
+        return (dq + pinv @ (delta - jac @ dq)).squeeze(-1)
 
     def solve_ik(self, pos_w: torch.Tensor, quat_w: torch.Tensor, iters: int = 100) -> torch.Tensor:
         """Arm joints ``(M, 7)`` [rad] that put the grip site at ``pos_w`` ``(M, 3)`` [m] with the hand at
@@ -205,7 +214,8 @@ class FrankaArm:
             qpos[:, self.q_ids] = q
             poses = self.fk.body_poses(qpos, self.jac.bodies)
             pos, jac = self.jac(poses)
-            err = torch.cat((pos_w - pos, quat_to_rotvec(quat_mul(quat_w, quat_conjugate(poses[self.jac.body][1])))), -1)
+            rot = quat_to_rotvec(quat_mul(quat_w, quat_conjugate(poses[self.jac.body][1])))
+            err = torch.cat((pos_w - pos, rot), dim=-1)
             q = (q + self._dls(jac, err, q)).clamp(self.q_lo, self.q_hi)
         return q
 
@@ -291,6 +301,5 @@ __all__ = [
     "FrankaArm",
     "down_quat",
     "nearest_yaw",
-    "quat_from_rotvec",
     "wrap_to_pi",
 ]

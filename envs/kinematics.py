@@ -232,8 +232,11 @@ class JointGravity:
         """``(N, len(joint_ids))`` [Nm] from body poses that include :attr:`bodies`."""
         fk = self.fk
         com = torch.stack(
-            [poses[k][0] + quat_rotate(poses[k][1], self._ipos[i].expand_as(poses[k][0])) for i, k in enumerate(self.mass_bodies)]
-        )  # (K, N, 3)
+            [
+                poses[k][0] + quat_rotate(poses[k][1], self._ipos[i].expand_as(poses[k][0]))
+                for i, k in enumerate(self.mass_bodies)
+            ]
+        )  # (K, N, 3) centres of mass
         mass_moment = torch.einsum("jk,knc->jnc", self._weight, com)  # (J, N, 3) sum of m * com
         total = self._weight.sum(1).view(-1, 1, 1)
         out = []

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
+
 from worldloop.envs.actions import down_quat
 from worldloop.rewards import orientation_error
 
@@ -123,3 +124,50 @@ def evaluate_expert(
         return evaluate(env, lambda obs: env.task.expert(), num_episodes)
     finally:
         env.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Success rate of every scripted expert, one JSON line per task::
+
+    python -c "from worldloop.policies.scripted import main; main()" --num-envs 1000 --episodes 1000"""
+    import argparse
+    import json
+    import time
+
+    import worldloop
+
+    p = argparse.ArgumentParser(prog="worldloop.policies.scripted.main", description="Scripted expert success rates.")
+    experts = [s.id for s in worldloop.list_tasks() if hasattr(s.task_cls, "expert")]
+    p.add_argument("--tasks", nargs="+", default=experts, help=f"task ids (default: {' '.join(experts)})")
+    p.add_argument("--num-envs", type=int, default=1000, help="envs stepped together")
+    p.add_argument("--episodes", type=int, default=1000, help="seeded episodes per task")
+    p.add_argument("--backend", default="mujoco", help="mujoco or newton")
+    p.add_argument("--seed", type=int, default=0, help="seed of the env generator")
+    p.add_argument("--action-space", default="joint_pos", help="joint_pos or ee_delta")
+    args = p.parse_args(argv)
+    for task in args.tasks:
+        t0 = time.perf_counter()
+        r = evaluate_expert(
+            task,
+            num_envs=args.num_envs,
+            num_episodes=args.episodes,
+            backend=args.backend,
+            seed=args.seed,
+            action_space=args.action_space,
+        )
+        lo, hi = r.success_ci95
+        print(
+            json.dumps(
+                {
+                    "task": task,
+                    "backend": args.backend,
+                    "action_space": args.action_space,
+                    "episodes": r.episodes,
+                    "success_rate": r.success_rate,
+                    "ci95": [round(lo, 4), round(hi, 4)],
+                    "mean_length": r.mean_length,
+                    "seconds": round(time.perf_counter() - t0, 1),
+                }
+            ),
+            flush=True,
+        )

@@ -90,6 +90,7 @@ def grasped(
     width ``half_width`` [m] across the fingers, and the object's centre ``obj_pos_g`` ``(N, 3)`` [m] in
     the grip frame (x across the pads, y the closing direction, z along the fingers) lies between the
     pads: ``|y| < tol`` and ``|x|, |z| < half_width``."""
-    between = (obj_pos_g[:, 1].abs() < tol) & (obj_pos_g[:, 0].abs() < half_width) & (obj_pos_g[:, 2].abs() < half_width)
+    centred = obj_pos_g[:, 1].abs() < tol
+    between = centred & (obj_pos_g[:, 0].abs() < half_width) & (obj_pos_g[:, 2].abs() < half_width)
     stopped = (opening - half_width).abs() < tol
     return (closing & stopped & between).float()

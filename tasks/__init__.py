@@ -4,6 +4,14 @@ from worldloop.tasks.base import Task, TaskCfg
 from worldloop.tasks.registry import TaskSpec, get_task, list_tasks, register_task
 
 # Built-in tasks register themselves on import.
-from worldloop.tasks import cartpole, franka_drawer, franka_lift, franka_peg_insert, franka_push, franka_reach, franka_stack  # noqa: E402, F401  isort: skip
+from worldloop.tasks import (  # noqa: E402, F401  isort: skip
+    cartpole,
+    franka_drawer,
+    franka_lift,
+    franka_peg_insert,
+    franka_push,
+    franka_reach,
+    franka_stack,
+)
 
 __all__ = ["Task", "TaskCfg", "TaskSpec", "get_task", "list_tasks", "register_task"]

@@ -28,6 +28,7 @@ import math
 from dataclasses import dataclass, field
 
 import torch
+
 from worldloop import rewards
 from worldloop.envs.actions import FrankaActionsCfg, FrankaArm, nearest_yaw
 from worldloop.policies.scripted import PhaseMachine, Waypoint

@@ -27,6 +27,7 @@ import math
 from dataclasses import dataclass, field
 
 import torch
+
 from worldloop import rewards
 from worldloop.envs.actions import FrankaActionsCfg, FrankaArm, nearest_yaw
 from worldloop.envs.kinematics import quat_from_yaw, yaw_of
@@ -75,8 +76,8 @@ class FrankaLift(Task[LiftCfg]):
         super().__init__(cfg, env)
         self.arm = FrankaArm(env, cfg)
         self.cube_q = env.joint_qpos_ids(["cube_joint"])[0] + torch.arange(7, device=self.device)
-        self.cube_lo, self.cube_hi = (torch.tensor(v, device=self.device) for v in (cfg.cube_low, cfg.cube_high))
-        self.goal_lo, self.goal_hi = (torch.tensor(v, device=self.device) for v in (cfg.goal_low, cfg.goal_high))
+        self.cube_lo, self.cube_hi = torch.tensor((cfg.cube_low, cfg.cube_high), device=self.device)
+        self.goal_lo, self.goal_hi = torch.tensor((cfg.goal_low, cfg.goal_high), device=self.device)
         self.goal_pos_w = torch.zeros(self.num_envs, 3, device=self.device)
         self.fsm = PhaseMachine(env)
 
@@ -93,7 +94,9 @@ class FrankaLift(Task[LiftCfg]):
         qpos[:, self.arm.q_ids] += env.rand(n, 7, low=-cfg.joint_noise, high=cfg.joint_noise)
         xy = env.rand(n, 2, low=self.cube_lo, high=self.cube_hi)
         yaw = env.rand(n, low=-math.pi, high=math.pi)
-        qpos[:, self.cube_q] = torch.cat((xy, torch.full((n, 1), CUBE_HALF, device=self.device), quat_from_yaw(yaw)), dim=-1)
+        qpos[:, self.cube_q] = torch.cat(
+            (xy, torch.full((n, 1), CUBE_HALF, device=self.device), quat_from_yaw(yaw)), dim=-1
+        )
         goal = env.rand(n, 3, low=self.goal_lo, high=self.goal_hi)
         self.goal_pos_w = torch.where(mask.unsqueeze(-1), goal, self.goal_pos_w)
         self.arm.reset(mask, qpos)

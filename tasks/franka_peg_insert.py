@@ -4,7 +4,7 @@ Scene: ``franka_peg.xml``, a 3 cm thick board with a 28 mm square hole through t
     25 mm diameter, 75 mm long capsule peg (1.5 mm of clearance a side).
 The peg starts in the hand, as in Isaac Lab's Factory tasks: at reset the fingers are closed on it
     and it sticks out 4.5 cm below the grip site, so the task is the insertion, not the pick.
-Observations (``policy`` = ``critic``, 27 + action_dim values): arm joint positions relative to
+Observations (``policy`` = ``critic``, 28 + action_dim values): arm joint positions relative to
     ``home`` (7) [rad], arm joint velocities (7) [rad/s], finger opening (1) [m], peg tip position (3)
     [m], peg axis (3) (unit vector), hole mouth position (3) [m], hole minus peg tip (3) [m], insertion
     depth (1) [m], previous action (action_dim). World frame = robot base frame.
@@ -17,10 +17,12 @@ Reward (per policy step, weights in ``PegCfg.weights``), with ``tip`` the peg's 
     ``joint_vel`` penalties.
 Success: ``e`` inside the hole (< 14 mm) and the tip at least 80% of the hole's 3 cm depth below the
     mouth. Episodes last 4 s (200 steps at 50 Hz).
-Reset: arm at ``home`` plus uniform joint noise with the peg in the hand (grasp height +-3 mm);
-    board shifted uniformly by up to +-5 cm (x) and +-10 cm (y).
+Reset: the arm in a start pose that holds the peg's tip 5 cm above the nominal hole (solved by IK
+    once), plus uniform joint noise; the peg in the hand (grasp height +-3 mm); the board shifted
+    uniformly by up to +-5 cm (x) and +-10 cm (y).
 Expert (``expert()``): bring the peg's tip 4 cm above the hole, centre it within 1.5 mm just above
-    the mouth, then push straight down, steering the tip (not the hand) onto the hole's axis.
+    the mouth, push down steering the tip (not the hand) onto the hole's axis, and stop pushing 4 mm
+    above the floor (pressing a peg that stands on the floor tilts it out).
 
 Version history:
     v0: first release.
@@ -31,6 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+
 from worldloop import rewards
 from worldloop.envs.actions import FrankaActionsCfg, FrankaArm, down_quat
 from worldloop.envs.kinematics import quat_rotate
@@ -83,7 +86,8 @@ class FrankaPegInsert(Task[PegCfg]):
         self.peg_q = env.joint_qpos_ids(["peg_joint"])[0] + torch.arange(7, device=self.device)
         self.shift = torch.tensor(cfg.board_shift, device=self.device)
         # Start pose: the peg's tip 5 cm above the nominal hole, hand pointing down (IK, once).
-        above = env.site_pos_w("hole")[:1] + torch.tensor([0.0, 0.0, 0.05 + cfg.grasp_offset + PEG_HALF], device=self.device)
+        above = env.site_pos_w("hole")[:1].clone()
+        above[:, 2] += 0.05 + cfg.grasp_offset + PEG_HALF
         self.q_start = self.arm.solve_ik(above, down_quat(torch.zeros(1, device=self.device)))[0]
         self.fsm = PhaseMachine(env)
 

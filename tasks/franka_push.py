@@ -27,6 +27,7 @@ import math
 from dataclasses import dataclass, field
 
 import torch
+
 from worldloop import rewards
 from worldloop.envs.actions import FrankaActionsCfg, FrankaArm, nearest_yaw
 from worldloop.envs.kinematics import quat_from_yaw
@@ -76,8 +77,8 @@ class FrankaPush(Task[PushCfg]):
         super().__init__(cfg, env)
         self.arm = FrankaArm(env, cfg)
         self.cube_q = env.joint_qpos_ids(["cube_joint"])[0] + torch.arange(7, device=self.device)
-        t = {k: torch.tensor(getattr(cfg, k), device=self.device) for k in ("cube_low", "cube_high", "goal_low", "goal_high")}
-        self.lims = t
+        names = ("cube_low", "cube_high", "goal_low", "goal_high")
+        self.lims = {k: torch.tensor(getattr(cfg, k), device=self.device) for k in names}
         self.goal_pos_w = torch.zeros(self.num_envs, 3, device=self.device)
         self.fsm = PhaseMachine(env)
 

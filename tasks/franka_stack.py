@@ -1,7 +1,7 @@
 """Franka-Stack-v0: pick cube A and leave it resting on cube B.
 
 Scene: ``franka_stack.xml``, two free 5 cm, 0.1 kg cubes on the table (top face z = 0).
-Observations (``policy`` = ``critic``, 38 + action_dim values): arm joint positions relative to
+Observations (``policy`` = ``critic``, 36 + action_dim values): arm joint positions relative to
     ``home`` (7) [rad], arm joint velocities (7) [rad/s], finger opening (1) [m], cube A position (3)
     [m] and orientation (4) [wxyz], cube B position (3) and orientation (4), A minus grip (3) [m],
     B minus A (3) [m], stability timer (1) [s], previous action (action_dim). World frame = robot base.
@@ -28,6 +28,7 @@ import math
 from dataclasses import dataclass, field
 
 import torch
+
 from worldloop import rewards
 from worldloop.envs.actions import FINGER_OPEN, FrankaActionsCfg, FrankaArm, nearest_yaw
 from worldloop.envs.kinematics import quat_from_yaw, yaw_of
@@ -77,7 +78,7 @@ class FrankaStack(Task[StackCfg]):
         cols = torch.arange(7, device=self.device)
         self.a_q = env.joint_qpos_ids(["cube_a_joint"])[0] + cols
         self.b_q = env.joint_qpos_ids(["cube_b_joint"])[0] + cols
-        self.base_lo, self.base_hi = (torch.tensor(v, device=self.device) for v in (cfg.base_low, cfg.base_high))
+        self.base_lo, self.base_hi = torch.tensor((cfg.base_low, cfg.base_high), device=self.device)
         self.stable_steps = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
         """``(N,)`` consecutive steps A has rested on B, released."""
         self._counted = torch.zeros_like(self.stable_steps)  # episode step the timer last advanced at
@@ -168,6 +169,7 @@ class FrankaStack(Task[StackCfg]):
         dropped = carrying & (rewards.distance(grip, a) > 0.04)
         fell = (fsm.phase == 7) & ~self._stacked()[0] & (self.arm.finger_opening() > FINGER_OPEN - 0.005)
         fsm.goto(dropped | fell, 0)
+
         # While A is held, steer A itself: grip target = grip + (where A should be - where A is).
         def carry(a_target: torch.Tensor) -> torch.Tensor:
             return grip + a_target - a

@@ -1,0 +1,195 @@
+"""The task checker: every registered task on every installed backend, plus the pieces the Franka
+tasks share (differential IK, gravity compensation, action spaces, reward terms)."""
+
+from __future__ import annotations
+
+import importlib
+
+import mujoco
+import numpy as np
+import pytest
+import torch
+
+import worldloop
+from worldloop import rewards
+from worldloop.envs.batched_env import load_scene
+from worldloop.envs.kinematics import ForwardKinematics, JointGravity, SiteJacobian
+
+TASKS = [spec.id for spec in worldloop.list_tasks()]
+
+
+def _newton_available() -> bool:
+    try:
+        importlib.import_module("worldloop.envs.backends.newton_backend")
+    except Exception:  # not installed, or fails to initialise here
+        return False
+    return True
+
+
+BACKENDS = [
+    "mujoco",
+    pytest.param(
+        "newton",
+        marks=[pytest.mark.newton, pytest.mark.skipif(not _newton_available(), reason="newton backend not importable")],
+    ),
+]
+
+
+def _actions(env, t: int) -> torch.Tensor:
+    """Deterministic pseudo-random actions in [-1, 1]."""
+    g = torch.Generator().manual_seed(1000 + t)
+    return torch.rand(env.num_envs, env.action_dim, generator=g) * 2 - 1
+
+
+# ---- the generic checker ---------------------------------------------------------------------
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("task_id", TASKS)
+def test_reset_and_step_contract(task_id, backend):
+    n = 4
+    env = worldloop.make(task_id, num_envs=n, backend=backend, seed=0)
+    obs, _ = env.reset()
+    assert set(obs) >= {"policy", "critic"}
+    for _ in range(3):
+        obs, rew, term, trunc, info = env.step(_actions(env, 0))
+    for k in ("policy", "critic"):
+        assert obs[k].ndim == 2 and obs[k].shape[0] == n and obs[k].dtype == torch.float32
+        assert torch.isfinite(obs[k]).all(), f"{task_id}: non-finite obs[{k!r}]"
+    assert rew.shape == term.shape == trunc.shape == (n,) and torch.isfinite(rew).all()
+    assert term.dtype == trunc.dtype == torch.bool
+    assert info["success"].shape == (n,) and info["success"].dtype == torch.bool
+    assert set(info["reward_terms"]) == set(env.cfg.weights), "every weighted term is returned, and only those"
+    for name, v in info["reward_terms"].items():
+        assert v.shape == (n,) and torch.isfinite(v).all(), f"{task_id}: reward term {name!r}"
+    assert int(env.num_physics_resets) == 0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("task_id", TASKS)
+def test_seed_determinism(task_id, backend):
+    def run(seed):
+        env = worldloop.make(task_id, num_envs=3, backend=backend, seed=seed)
+        obs, _ = env.reset()
+        first = obs["policy"].clone()
+        for t in range(4):
+            obs, *_ = env.step(_actions(env, t))
+        return first, obs["policy"].clone(), env.qpos.clone()
+
+    a, b, c = run(5), run(5), run(6)
+    for x, y in zip(a, b, strict=True):
+        torch.testing.assert_close(x, y, rtol=0, atol=0)
+    assert not torch.equal(a[0], c[0]), "a different seed must give different initial states"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("task_id", TASKS)
+def test_partial_reset_touches_only_reset_envs(task_id, backend):
+    n = 4
+    a = worldloop.make(task_id, num_envs=n, backend=backend, seed=3)
+    b = worldloop.make(task_id, num_envs=n, backend=backend, seed=3)
+    a.reset()
+    b.reset()
+    for t in range(2):
+        a.step(_actions(a, t))
+        b.step(_actions(b, t))
+    b.episode_length_buf[1] = b.max_episode_length - 1  # env 1 of b times out on the next step
+    _, _, _, trunc_a, _ = a.step(_actions(a, 2))
+    _, _, _, trunc_b, _ = b.step(_actions(b, 2))
+    assert not trunc_a.any() and trunc_b.tolist() == [False, True, False, False]
+    assert b.episode_length_buf[1] == 0 and not torch.equal(a.qpos[1], b.qpos[1])
+    # The other envs go on exactly as without the reset. (States, not observations: observation
+    # noise draws differ once a reset has drawn from the generator.)
+    keep = [0, 2, 3]
+    for t in range(3, 6):
+        torch.testing.assert_close(a.qpos[keep], b.qpos[keep], rtol=0, atol=0)
+        torch.testing.assert_close(a.qvel[keep], b.qvel[keep], rtol=0, atol=0)
+        a.step(_actions(a, t))
+        b.step(_actions(b, t))
+
+
+EXPERT_TASKS = [t for t in TASKS if hasattr(worldloop.get_task(t).task_cls, "expert")]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("task_id", EXPERT_TASKS)
+def test_scripted_expert_succeeds(task_id, backend):
+    """One seeded episode of 12 envs (the 1,000-episode rates are in BENCHMARKS.md)."""
+    from worldloop.policies.scripted import evaluate_expert
+
+    result = evaluate_expert(task_id, num_envs=12, num_episodes=12, backend=backend, seed=1)
+    assert result.success_rate >= 10 / 12, f"{task_id} expert on {backend}: {result}"
+
+
+def test_every_franka_task_has_an_expert():
+    for t in TASKS:
+        if t.startswith("Franka-") and t != "Franka-Reach-v0":
+            assert t in EXPERT_TASKS, f"{t} has no expert()"
+
+
+# ---- shared pieces ---------------------------------------------------------------------------
+def test_site_jacobian_and_gravity_match_mujoco():
+    m, _ = load_scene("franka_cube.xml")
+    fk = ForwardKinematics(m, torch.device("cpu"), dtype=torch.float64)
+    site = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_SITE, "grip")
+    joints = [mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, f"joint{i}") for i in range(1, 8)]
+    jac_fn, grav_fn = SiteJacobian(fk, site), JointGravity(fk, joints)
+    rng = np.random.default_rng(0)
+    qpos = np.tile(m.key_qpos[0], (6, 1))
+    for j in range(9):
+        qpos[:, j] = rng.uniform(*m.jnt_range[j], size=6)
+    poses = fk.body_poses(torch.as_tensor(qpos), fk.ancestors(jac_fn.bodies + grav_fn.bodies))
+    pos, jac = jac_fn(poses)
+    grav = grav_fn(poses)
+    d = mujoco.MjData(m)
+    jp, jr = np.zeros((3, m.nv)), np.zeros((3, m.nv))
+    for i in range(6):
+        d.qpos[:], d.qvel[:] = qpos[i], 0.0
+        mujoco.mj_forward(m, d)
+        mujoco.mj_jacSite(m, d, jp, jr, site)
+        np.testing.assert_allclose(pos[i].numpy(), d.site_xpos[site], atol=1e-9)
+        np.testing.assert_allclose(jac[i, :3].numpy(), jp[:, jac_fn.dofs], atol=1e-9)
+        np.testing.assert_allclose(jac[i, 3:].numpy(), jr[:, jac_fn.dofs], atol=1e-9)
+        np.testing.assert_allclose(grav[i].numpy(), d.qfrc_bias[:7], atol=1e-8)
+
+
+def test_zero_joint_action_holds_home_without_sagging():
+    env = worldloop.make("Franka-Lift-v0", num_envs=2, seed=0, joint_noise=0.0)
+    env.reset()
+    home = env.task.arm.grip_pos_w().clone()
+    for _ in range(50):
+        env.step(torch.zeros(2, 8))
+    assert (env.task.arm.grip_pos_w() - home).norm(dim=-1).max() < 2e-3
+
+
+def test_ee_delta_moves_the_grip_by_the_commanded_displacement():
+    env = worldloop.make("Franka-Lift-v0", num_envs=2, seed=0, action_space="ee_delta")
+    assert env.action_dim == 7
+    env.reset()
+    start = env.task.arm.grip_pos_w().clone()
+    quat = env.task.arm.grip_quat_w().clone()
+    act = torch.zeros(2, 7)
+    act[:, 0], act[:, 2], act[:, 6] = 0.5, -0.5, 1.0  # +1 cm x, -1 cm z per step, gripper open
+    for _ in range(10):
+        env.step(act)
+    for _ in range(25):  # let the servos settle
+        env.step(torch.cat((torch.zeros(2, 6), torch.ones(2, 1)), -1))
+    moved = env.task.arm.grip_pos_w() - start
+    torch.testing.assert_close(moved, torch.tensor([[0.1, 0.0, -0.1]] * 2), atol=5e-3, rtol=0)
+    assert rewards.orientation_error(env.task.arm.grip_quat_w(), quat).max() < 0.02
+
+
+def test_reward_terms_are_batched_and_bounded():
+    n = 5
+    a, b = torch.rand(n, 3), torch.rand(n, 3)
+    q = torch.nn.functional.normalize(torch.randn(n, 4), dim=-1)
+    for v in (
+        rewards.distance_tanh(a, b, 0.1),
+        rewards.distance_exp(a, b, 0.1),
+        rewards.ramp(a[:, 0], 0.2, 0.8),
+        rewards.lift_height(a[:, 2], 0.1, 0.3),
+        rewards.axis_alignment(torch.nn.functional.normalize(a, dim=-1), torch.nn.functional.normalize(b, dim=-1)),
+        rewards.grasped(a * 0.01, torch.full((n,), 0.025), torch.ones(n, dtype=torch.bool), 0.025),
+    ):
+        assert v.shape == (n,) and (v >= 0).all() and (v <= 1 + 1e-6).all()
+    err = rewards.orientation_error(q, q)
+    assert err.shape == (n,) and err.max() < 1e-3
+    assert torch.allclose(rewards.orientation_error(q, -q), torch.zeros(n), atol=1e-3)  # q and -q agree
