@@ -138,6 +138,10 @@ class NewtonBackend(Backend):
             enable_multiccd=not opt.disableflags & mujoco.mjtDisableBit.mjDSBL_MULTICCD,
             # Without this every free root gets an (inactive) weld for runtime kinematic switching.
             kinematic_switchable_roots=False,
+            # Per-world capacities: the estimate (64 rows) overflows when the gripper holds a cube on
+            # another (4 pyramid rows per contact); overflowing rows are silently dropped.
+            njmax=256,
+            nconmax=64,
         )
         self._check_layout()
 
