@@ -1,7 +1,7 @@
 """``worldloop bench``: env-steps/s of a task, against the raw physics limit in the same run.
 
-The env is stepped with uniform random actions. For the ``mujoco`` backend the same control
-sequence (each action's controls held for ``decimation`` substeps, from the same initial states)
+The env is stepped with uniform random actions. For the ``mujoco`` backend the control sequence
+the env sent (each held for ``decimation`` substeps, from the same initial states)
 is then replayed open loop by ``mujoco.rollout`` on the same threads in one call per chunk: that
 is the physics limit of the scene, and the env's efficiency is
 ``env_steps_per_s * decimation / raw_physics_steps_per_s``.
@@ -33,6 +33,15 @@ def bench(task: str, backend: str, num_envs: int, steps: int, seed: int = 0, **o
     for t in range(warmup):
         env.step(actions[t])
     state0 = _raw_state(env)
+    # Record the controls the env really sends (tasks map actions statefully), for the replay.
+    sent: list[torch.Tensor] = []
+    physics_step = env.backend.step
+
+    def recording_step(ctrl, nsteps):
+        sent.append(ctrl.clone())
+        return physics_step(ctrl, nsteps)
+
+    env.backend.step = recording_step
     t0 = time.perf_counter()
     for t in range(steps):
         env.step(actions[t])
@@ -48,11 +57,11 @@ def bench(task: str, backend: str, num_envs: int, steps: int, seed: int = 0, **o
         "decimation": env.cfg.decimation,
         "env_steps_per_s": steps * num_envs / seconds,
         "machine": _machine(),
+        "randomization": sorted(getattr(env.cfg, "randomization", {}) or {}),
     }
     out["physics_steps_per_s"] = out["env_steps_per_s"] * env.cfg.decimation
     if env.backend_name == "mujoco":
-        ctrl = env.task.actions_to_ctrl(actions.clamp(-env.cfg.action_clip, env.cfg.action_clip))
-        raw = raw_rollout_limit(env, state0, ctrl)
+        raw = raw_rollout_limit(env, state0, torch.stack(sent))
         out["raw_physics_steps_per_s"] = raw
         out["ratio_to_raw"] = out["physics_steps_per_s"] / raw
         out["threads"] = env.backend.num_threads
@@ -103,13 +112,16 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--num-envs", type=int, default=1024, help="envs stepped together")
     p.add_argument("--steps", type=int, default=200, help="timed policy steps per env")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-randomization", action="store_true", help="drop the task's domain randomization preset")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     a = p.parse_args(argv)
-    r = bench(a.task, a.backend, a.num_envs, a.steps, a.seed)
+    overrides = {"randomization": {}} if a.no_randomization else {}
+    r = bench(a.task, a.backend, a.num_envs, a.steps, a.seed, **overrides)
     if a.json:
         print(json.dumps(r))
         return r
-    line = (f"{r['task']} backend={r['backend']} device={r['device']} num_envs={r['num_envs']}: "
+    line = (f"{r['task']} backend={r['backend']} device={r['device']} num_envs={r['num_envs']} "
+            f"randomization={','.join(r['randomization']) or 'none'}: "
             f"{r['env_steps_per_s']:,.0f} env-steps/s ({r['physics_steps_per_s']:,.0f} physics steps/s)")
     if "raw_physics_steps_per_s" in r:
         line += (f"; raw mujoco.rollout on {r['threads']} threads: {r['raw_physics_steps_per_s']:,.0f} "
