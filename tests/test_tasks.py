@@ -45,7 +45,7 @@ def _actions(env, t: int) -> torch.Tensor:
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("task_id", TASKS)
 def test_reset_and_step_contract(task_id, backend):
-    n = 4
+    n = 64  # every task on every backend with a realistic batch (Newton on CPU included)
     env = worldloop.make(task_id, num_envs=n, backend=backend, seed=0)
     obs, _ = env.reset()
     assert set(obs) >= {"policy", "critic"}
