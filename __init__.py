@@ -1,9 +1,9 @@
 """worldloop: batched manipulation environments, world-action policies and sim-to-real benchmarks.
 
-    import worldloop
-    env = worldloop.make("Franka-Reach-v0", num_envs=1024)       # backend="auto": mujoco on CPU
-    obs, info = env.reset()
-    obs, reward, terminated, truncated, info = env.step(actions)  # torch tensors, (num_envs, ...)
+import worldloop
+env = worldloop.make("Franka-Reach-v0", num_envs=1024)       # backend="auto": mujoco on CPU
+obs, info = env.reset()
+obs, reward, terminated, truncated, info = env.step(actions)  # torch tensors, (num_envs, ...)
 """
 
 from __future__ import annotations

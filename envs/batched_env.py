@@ -30,6 +30,7 @@ from pathlib import Path
 
 import mujoco
 import torch
+
 from worldloop.envs.backends import make_backend, resolve_backend
 from worldloop.envs.kinematics import ForwardKinematics
 from worldloop.envs.randomization import Randomizer, prepare_scene
@@ -291,7 +292,8 @@ class BatchedEnv:
         expected = (self.num_envs, self.action_dim)
         if tuple(actions.shape) != expected:
             raise ValueError(
-                f"{self.task_id}: actions must have shape (num_envs, action_dim) = {expected}, got {tuple(actions.shape)}"
+                f"{self.task_id}: actions must have shape (num_envs, action_dim) = {expected}, "
+                f"got {tuple(actions.shape)}"
             )
         actions = actions.to(self.device, torch.float32)
         if not bool(torch.isfinite(actions).all()):

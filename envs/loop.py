@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
+
 from worldloop.envs.batched_env import BatchedEnv
 
 Policy = Callable[[dict[str, torch.Tensor]], torch.Tensor]
@@ -138,4 +139,3 @@ def evaluate(env: BatchedEnv, policy: Policy, num_episodes: int) -> EvalResult:
         mean_return=float(sum(returns[:n]) / n),
         mean_length=float(sum(lengths[:n]) / n),
     )
-

@@ -81,6 +81,7 @@ from typing import TYPE_CHECKING, Any
 import mujoco
 import numpy as np
 import torch
+
 from worldloop.envs.backends.base import MODEL_PARAM_FIELDS, model_param
 from worldloop.envs.kinematics import quat_from_rotvec, quat_mul
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-from rsl_rl.env import VecEnv
+from rsl_rl.env import VecEnv  # noqa: TID253 - this module is imported only when training
 from tensordict import TensorDict
+
 from worldloop.envs.batched_env import BatchedEnv
 
 

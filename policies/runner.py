@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import torch
-from rsl_rl.runners import OnPolicyRunner
+from rsl_rl.runners import OnPolicyRunner  # noqa: TID253 - imported only when training
 
 CHECKPOINT_KEYS = ("actor_state_dict", "critic_state_dict", "optimizer_state_dict", "iter")
 
@@ -131,14 +131,17 @@ class Runner(OnPolicyRunner):
     # ---- progress -----------------------------------------------------------------------
     def _log(self, *, it: int, start_it: int, total_it: int, collect_time: float, learn_time: float, **kw):
         with contextlib.redirect_stdout(io.StringIO()):
-            self._rsl_log(it=it, start_it=start_it, total_it=total_it, collect_time=collect_time,
-                          learn_time=learn_time, **kw)
+            self._rsl_log(
+                it=it, start_it=start_it, total_it=total_it, collect_time=collect_time, learn_time=learn_time, **kw
+            )
         lg = self.logger
         if lg.writer is None:
             return
         done = it + 1 - start_it
         eta = (time.perf_counter() - self._t0) / done * (total_it - it - 1)
-        steps_per_s = self.cfg["num_steps_per_env"] * self.env.num_envs * lg.gpu_world_size / (collect_time + learn_time)
+        steps_per_s = (
+            self.cfg["num_steps_per_env"] * self.env.num_envs * lg.gpu_world_size / (collect_time + learn_time)
+        )
         ret = statistics.mean(lg.rewbuffer) if lg.rewbuffer else float("nan")
         success = getattr(self.env, "last_stats", {}).get("success", float("nan"))
         line = (

@@ -41,7 +41,9 @@ def joint_vel_l2(qvel: torch.Tensor) -> torch.Tensor:
     return qvel.square().sum(-1)
 
 
-def joint_limit_violation(q: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor, margin: float = 0.0) -> torch.Tensor:
+def joint_limit_violation(
+    q: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor, margin: float = 0.0
+) -> torch.Tensor:
     """Sum over joints of how far ``q`` ``(N, k)`` is inside ``margin`` [rad] of a limit ``(k,)``."""
     below = (lower + margin - q).clamp(min=0.0)
     above = (q - (upper - margin)).clamp(min=0.0)

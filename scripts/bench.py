@@ -19,7 +19,9 @@ import torch
 
 
 def _machine() -> str:
-    return f"{platform.machine()} {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}"
+    return (
+        f"{platform.machine()} {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}"
+    )
 
 
 def bench(task: str, backend: str, num_envs: int, steps: int, seed: int = 0, **overrides) -> dict:
@@ -97,8 +99,17 @@ def raw_rollout_limit(env, state0, ctrl: torch.Tensor, chunk_steps: int = 50) ->
         for s in range(0, steps * dec, chunk_steps * dec):
             cc = np.ascontiguousarray(c[:, s : s + chunk_steps * dec])
             k = cc.shape[1]
-            r.rollout(models, datas, state, cc, control_spec=mujoco.mjtState.mjSTATE_CTRL.value,
-                      nstep=k, state=out[:, :k], sensordata=sens[:, :k], skip_checks=True)
+            r.rollout(
+                models,
+                datas,
+                state,
+                cc,
+                control_spec=mujoco.mjtState.mjSTATE_CTRL.value,
+                nstep=k,
+                state=out[:, :k],
+                sensordata=sens[:, :k],
+                skip_checks=True,
+            )
             state = np.ascontiguousarray(out[:, k - 1])
             total += n * k
         seconds = time.perf_counter() - t0
@@ -120,12 +131,16 @@ def main(argv: list[str] | None = None) -> dict:
     if a.json:
         print(json.dumps(r))
         return r
-    line = (f"{r['task']} backend={r['backend']} device={r['device']} num_envs={r['num_envs']} "
-            f"randomization={','.join(r['randomization']) or 'none'}: "
-            f"{r['env_steps_per_s']:,.0f} env-steps/s ({r['physics_steps_per_s']:,.0f} physics steps/s)")
+    line = (
+        f"{r['task']} backend={r['backend']} device={r['device']} num_envs={r['num_envs']} "
+        f"randomization={','.join(r['randomization']) or 'none'}: "
+        f"{r['env_steps_per_s']:,.0f} env-steps/s ({r['physics_steps_per_s']:,.0f} physics steps/s)"
+    )
     if "raw_physics_steps_per_s" in r:
-        line += (f"; raw mujoco.rollout on {r['threads']} threads: {r['raw_physics_steps_per_s']:,.0f} "
-                 f"physics steps/s; ratio {r['ratio_to_raw']:.2f}")
+        line += (
+            f"; raw mujoco.rollout on {r['threads']} threads: {r['raw_physics_steps_per_s']:,.0f} "
+            f"physics steps/s; ratio {r['ratio_to_raw']:.2f}"
+        )
     print(line + f"  [{r['machine']}]")
     return r
 

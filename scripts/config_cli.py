@@ -88,8 +88,10 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls: type, prefix: str, 
         conv, nargs = _converter(tp)
         if conv is None:
             continue
-        default = f.default if f.default is not dataclasses.MISSING else (
-            f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+        default = (
+            f.default
+            if f.default is not dataclasses.MISSING
+            else (f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
         )
         choices = list(typing.get_args(tp)) if typing.get_origin(tp) is typing.Literal else None
         flag = "--" + dest.replace("_", "-")

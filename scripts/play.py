@@ -20,8 +20,15 @@ from pathlib import Path
 import torch
 
 
-def load_run(run_dir: str | Path, *, checkpoint: str = "best", num_envs: int | None = None,
-             backend: str | None = None, device: str | None = None, seed: int = 12345):
+def load_run(
+    run_dir: str | Path,
+    *,
+    checkpoint: str = "best",
+    num_envs: int | None = None,
+    backend: str | None = None,
+    device: str | None = None,
+    seed: int = 12345,
+):
     """Rebuild a run's env (from its saved config) and load a checkpoint into its runner.
 
     ``checkpoint``: ``"best"``, ``"last"`` or a path. Returns ``(env, runner)``."""
@@ -38,8 +45,14 @@ def load_run(run_dir: str | Path, *, checkpoint: str = "best", num_envs: int | N
         ckpt = latest_checkpoint(run_dir)
     else:
         ckpt = Path(checkpoint)
-    env = BatchedEnv(cfg.task, num_envs=num_envs or cfg.num_envs, backend=backend or cfg.backend,
-                     device=device or cfg.device, seed=seed, cfg=task_cfg)
+    env = BatchedEnv(
+        cfg.task,
+        num_envs=num_envs or cfg.num_envs,
+        backend=backend or cfg.backend,
+        device=device or cfg.device,
+        seed=seed,
+        cfg=task_cfg,
+    )
     vec = RslRlVecEnv(env, log_interval=cfg.agent.num_steps_per_env)
     runner = Runner(vec, cfg.agent.to_rsl_rl(save_interval=cfg.save_interval), log_dir=None, device=str(env.device))
     runner.load(str(ckpt))
@@ -54,8 +67,9 @@ def make_policy(runner, num_envs: int):
     return lambda obs: actor(TensorDict(obs, batch_size=[num_envs]))
 
 
-def record_video(env, policy, path: Path, *, steps: int, fps: float | None = None,
-                 width: int = 480, height: int = 360) -> torch.Tensor:
+def record_video(
+    env, policy, path: Path, *, steps: int, fps: float | None = None, width: int = 480, height: int = 360
+) -> torch.Tensor:
     """Roll the policy for ``steps`` policy steps and write env 0 as an mp4 (H.264 via PyAV).
 
     Rendering reads ``qpos`` of env 0 into a plain ``MjData`` of the nominal scene, so it works
@@ -81,9 +95,14 @@ def record_video(env, policy, path: Path, *, steps: int, fps: float | None = Non
             if target is not None:  # show the task's goal as a green sphere
                 scn = renderer.scene
                 if scn.ngeom < scn.maxgeom:
-                    mujoco.mjv_initGeom(scn.geoms[scn.ngeom], mujoco.mjtGeom.mjGEOM_SPHERE, [0.02, 0, 0],
-                                        env.task.target_pos_w[0].double().cpu().numpy(), torch.eye(3).flatten().double().numpy(),
-                                        [0.1, 0.9, 0.2, 0.6])
+                    mujoco.mjv_initGeom(
+                        scn.geoms[scn.ngeom],
+                        mujoco.mjtGeom.mjGEOM_SPHERE,
+                        [0.02, 0, 0],
+                        env.task.target_pos_w[0].double().cpu().numpy(),
+                        torch.eye(3).flatten().double().numpy(),
+                        [0.1, 0.9, 0.2, 0.6],
+                    )
                     scn.ngeom += 1
             frames.append(torch.from_numpy(renderer.render().copy()))
             obs, *_ = env.step(policy(obs))
@@ -116,8 +135,16 @@ def log_video_to_tensorboard(run_dir: Path, tag: str, video: torch.Tensor, fps: 
         writer._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=tag, image=img)]), step)
 
 
-def play(run: str, *, checkpoint: str = "best", episodes: int = 1000, num_envs: int | None = None,
-         backend: str | None = None, video: bool = False, video_steps: int = 250) -> dict:
+def play(
+    run: str,
+    *,
+    checkpoint: str = "best",
+    episodes: int = 1000,
+    num_envs: int | None = None,
+    backend: str | None = None,
+    video: bool = False,
+    video_steps: int = 250,
+) -> dict:
     from worldloop.envs.loop import evaluate
 
     run_dir = Path(run)
@@ -125,9 +152,12 @@ def play(run: str, *, checkpoint: str = "best", episodes: int = 1000, num_envs: 
     policy = make_policy(runner, env.num_envs)
     result = evaluate(env, policy, episodes)
     out = {"task": env.task_id, "backend": env.backend_name, "checkpoint": checkpoint, **dataclasses.asdict(result)}
-    print(f"[worldloop] {env.task_id} on {env.backend_name}: success {100 * result.success_rate:.1f}% "
-          f"(95% CI {100 * result.success_ci95[0]:.1f}-{100 * result.success_ci95[1]:.1f}%) over "
-          f"{result.episodes} episodes, mean return {result.mean_return:.2f}", flush=True)
+    print(
+        f"[worldloop] {env.task_id} on {env.backend_name}: success {100 * result.success_rate:.1f}% "
+        f"(95% CI {100 * result.success_ci95[0]:.1f}-{100 * result.success_ci95[1]:.1f}%) over "
+        f"{result.episodes} episodes, mean return {result.mean_return:.2f}",
+        flush=True,
+    )
     if video:
         path = run_dir / "play.mp4"
         frames = record_video(env, policy, path, steps=video_steps)
@@ -147,8 +177,11 @@ def export(run: str, *, checkpoint: str = "best") -> dict:
     runner.export_policy_to_jit(str(out_dir), "policy.pt")
     n_obs = env.get_observations()["policy"].shape[-1]
     env.close()
-    print(f"[worldloop] exported {out_dir / 'policy.onnx'} and {out_dir / 'policy.pt'}: "
-          f"input 'obs' (batch, {n_obs}) -> 'actions' (batch, {env.action_dim})", flush=True)
+    print(
+        f"[worldloop] exported {out_dir / 'policy.onnx'} and {out_dir / 'policy.pt'}: "
+        f"input 'obs' (batch, {n_obs}) -> 'actions' (batch, {env.action_dim})",
+        flush=True,
+    )
     return {"onnx": str(out_dir / "policy.onnx"), "torchscript": str(out_dir / "policy.pt"), "n_obs": n_obs}
 
 
@@ -162,8 +195,15 @@ def main_play(argv: list[str] | None = None) -> dict:
     p.add_argument("--video", action="store_true", help="record play.mp4 of env 0 into the run directory")
     p.add_argument("--video-steps", type=int, default=250, help="policy steps in the video")
     a = p.parse_args(argv)
-    return play(a.run, checkpoint=a.checkpoint, episodes=a.episodes, num_envs=a.num_envs, backend=a.backend,
-                video=a.video, video_steps=a.video_steps)
+    return play(
+        a.run,
+        checkpoint=a.checkpoint,
+        episodes=a.episodes,
+        num_envs=a.num_envs,
+        backend=a.backend,
+        video=a.video,
+        video_steps=a.video_steps,
+    )
 
 
 def main_export(argv: list[str] | None = None) -> dict:

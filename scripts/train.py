@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+
 from worldloop.envs.batched_env import BatchedEnv, build_cfg
 from worldloop.envs.loop import evaluate
 from worldloop.envs.randomization import add_rand_option, preset_with_overrides
@@ -116,12 +117,17 @@ def train(cfg: TrainCfg, env_overrides: dict | None = None) -> dict:
     if cfg.resume:
         ckpt = latest_checkpoint(run_dir)
         runner.load(str(ckpt))
-        print(f"[worldloop] resuming {run_dir} from {ckpt.name} at iteration {runner.current_learning_iteration}",
-              flush=True)
+        print(
+            f"[worldloop] resuming {run_dir} from {ckpt.name} at iteration {runner.current_learning_iteration}",
+            flush=True,
+        )
     remaining = cfg.max_iterations - runner.current_learning_iteration
     if rank == 0:
-        print(f"[worldloop] training {cfg.task} on {env.backend_name}/{device}: {cfg.num_envs} envs x "
-              f"{world} process(es) x {cfg.max_iterations} iterations -> {run_dir}", flush=True)
+        print(
+            f"[worldloop] training {cfg.task} on {env.backend_name}/{device}: {cfg.num_envs} envs x "
+            f"{world} process(es) x {cfg.max_iterations} iterations -> {run_dir}",
+            flush=True,
+        )
     t0 = time.perf_counter()
     if remaining > 0:
         runner.learn(num_learning_iterations=remaining, init_at_random_ep_len=not cfg.resume)
@@ -133,17 +139,25 @@ def train(cfg: TrainCfg, env_overrides: dict | None = None) -> dict:
         env.close()
         return {}
 
-    summary: dict = {"task": cfg.task, "train_seconds": round(train_s, 1), "env_steps": env_steps,
-                     "env_steps_per_s": round(env_steps / max(train_s, 1e-9)), "processes": world,
-                     "run_dir": str(run_dir)}
+    summary: dict = {
+        "task": cfg.task,
+        "train_seconds": round(train_s, 1),
+        "env_steps": env_steps,
+        "env_steps_per_s": round(env_steps / max(train_s, 1e-9)),
+        "processes": world,
+        "run_dir": str(run_dir),
+    }
     if cfg.eval_episodes > 0:
         policy = runner.get_inference_policy(device=device)
         result = evaluate(env, lambda obs: policy(_td(obs, env.num_envs)), cfg.eval_episodes)
         summary.update(dataclasses.asdict(result))
-        print(f"[worldloop] {cfg.task}: success {100 * result.success_rate:.1f}% "
-              f"(95% CI {100 * result.success_ci95[0]:.1f}-{100 * result.success_ci95[1]:.1f}%) over "
-              f"{result.episodes} episodes, mean return {result.mean_return:.2f}; "
-              f"trained {env_steps:,} env steps in {train_s / 60:.1f} min", flush=True)
+        print(
+            f"[worldloop] {cfg.task}: success {100 * result.success_rate:.1f}% "
+            f"(95% CI {100 * result.success_ci95[0]:.1f}-{100 * result.success_ci95[1]:.1f}%) over "
+            f"{result.episodes} episodes, mean return {result.mean_return:.2f}; "
+            f"trained {env_steps:,} env steps in {train_s / 60:.1f} min",
+            flush=True,
+        )
     (run_dir / "eval.json").write_text(json.dumps(summary, indent=2))
     env.close()
     return summary

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+
 from worldloop import rewards
 from worldloop.envs.randomization import RandTerm
 from worldloop.policies.ppo import PPOCfg, TrainDefaults
@@ -59,8 +60,9 @@ class CartpoleCfg(TaskCfg):
 class Cartpole(Task[CartpoleCfg]):
     """Balance a pole upright on a cart (sanity task)."""
 
-    train_defaults = TrainDefaults(num_envs=256, max_iterations=150, ppo=PPOCfg(actor_hidden_dims=(64, 64),
-                                                                              critic_hidden_dims=(64, 64)))
+    train_defaults = TrainDefaults(
+        num_envs=256, max_iterations=150, ppo=PPOCfg(actor_hidden_dims=(64, 64), critic_hidden_dims=(64, 64))
+    )
 
     def __init__(self, cfg: CartpoleCfg, env) -> None:
         super().__init__(cfg, env)

@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+
 from worldloop import rewards
 from worldloop.envs.randomization import RandTerm
 from worldloop.policies.ppo import PPOCfg, TrainDefaults
@@ -77,9 +78,7 @@ class FrankaReach(Task[ReachCfg]):
     """Move the tool centre point to a sampled position within 2 cm."""
 
     # ~7 min on 2 CPU cores. Small initial exploration noise: relative targets integrate it.
-    train_defaults = TrainDefaults(
-        num_envs=1024, max_iterations=250, ppo=PPOCfg(init_noise_std=0.4, entropy_coef=0.0)
-    )
+    train_defaults = TrainDefaults(num_envs=1024, max_iterations=250, ppo=PPOCfg(init_noise_std=0.4, entropy_coef=0.0))
 
     def __init__(self, cfg: ReachCfg, env) -> None:
         super().__init__(cfg, env)

@@ -49,9 +49,21 @@ def test_train_help_documents_every_option():
 def test_train_smoke_writes_a_complete_run(tmp_path):
     """A tiny budget through the real OnPolicyRunner: checkpoints, tensorboard, config, eval."""
     r = run(
-        "train", "--task", "Cartpole-v0", "--num-envs", "32", "--max-iterations", "3",
-        "--eval-episodes", "32", "--log-root", str(tmp_path), "--agent.num-steps-per-env", "8",
-        "--env.episode-length-s", "2.0",
+        "train",
+        "--task",
+        "Cartpole-v0",
+        "--num-envs",
+        "32",
+        "--max-iterations",
+        "3",
+        "--eval-episodes",
+        "32",
+        "--log-root",
+        str(tmp_path),
+        "--agent.num-steps-per-env",
+        "8",
+        "--env.episode-length-s",
+        "2.0",
         cwd=tmp_path,
     )
     assert "success" in r.stdout

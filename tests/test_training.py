@@ -19,16 +19,39 @@ CLI = [sys.executable, "-m", "worldloop.scripts.cli"]
 
 
 def _cli(*args: str, cwd: Path, env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *args], cwd=cwd, capture_output=True, text=True, check=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [*CLI, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory) -> Path:
     """A few Cartpole iterations: enough for a real run directory, checkpoints and a policy."""
     root = tmp_path_factory.mktemp("runs")
-    _cli("train", "--task", "Cartpole-v0", "--num-envs", "32", "--max-iterations", "4", "--save-interval", "2",
-         "--eval-episodes", "32", "--log-root", str(root), "--agent.num-steps-per-env", "8", cwd=root)
+    _cli(
+        "train",
+        "--task",
+        "Cartpole-v0",
+        "--num-envs",
+        "32",
+        "--max-iterations",
+        "4",
+        "--save-interval",
+        "2",
+        "--eval-episodes",
+        "32",
+        "--log-root",
+        str(root),
+        "--agent.num-steps-per-env",
+        "8",
+        cwd=root,
+    )
     (run_dir,) = (root / "Cartpole-v0").iterdir()
     return run_dir
 
@@ -97,13 +120,23 @@ def test_play_reports_success_and_writes_a_watchable_video(tiny_run):
 @pytest.mark.slow
 def test_sigkilled_run_resumes_and_reaches_the_same_success(tmp_path):
     """Kill -9 mid-run, resume, and compare with an uninterrupted run of the same config."""
-    args = ["train", "--task", "Cartpole-v0", "--save-interval", "10", "--eval-episodes", "200",
-            "--log-root", str(tmp_path)]
+    args = [
+        "train",
+        "--task",
+        "Cartpole-v0",
+        "--save-interval",
+        "10",
+        "--eval-episodes",
+        "200",
+        "--log-root",
+        str(tmp_path),
+    ]
     ref = _cli(*args, "--run-name", "ref", cwd=tmp_path)
     ref_eval = json.loads(next((tmp_path / "Cartpole-v0").glob("*_ref/eval.json")).read_text())
 
-    proc = subprocess.Popen([*CLI, *args, "--run-name", "killed"], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [*CLI, *args, "--run-name", "killed"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     killed_at = None
     for line in proc.stdout:  # plain progress lines: "it    57/150 ..."
         if line.startswith("it ") and int(line.split()[1].split("/")[0]) >= 75:
@@ -125,10 +158,33 @@ def test_sigkilled_run_resumes_and_reaches_the_same_success(tmp_path):
 @pytest.mark.slow
 def test_torchrun_two_cpu_processes(tmp_path):
     r = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
-         "-m", "worldloop.scripts.train", "--task", "Cartpole-v0", "--num-envs", "32", "--max-iterations", "3",
-         "--eval-episodes", "32", "--log-root", str(tmp_path), "--agent.num-steps-per-env", "8"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc-per-node",
+            "2",
+            "--master-port",
+            "29517",
+            "-m",
+            "worldloop.scripts.train",
+            "--task",
+            "Cartpole-v0",
+            "--num-envs",
+            "32",
+            "--max-iterations",
+            "3",
+            "--eval-episodes",
+            "32",
+            "--log-root",
+            str(tmp_path),
+            "--agent.num-steps-per-env",
+            "8",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
         env={**os.environ, "WORLDLOOP_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"},
     )
     assert r.returncode == 0, r.stderr[-3000:]

@@ -107,5 +107,5 @@ class Backend(ABC):
         """``(num_envs, *shape)`` float32 copy of each env's current value of ``field``."""
         raise NotImplementedError(f"the {self.name} backend has no per-env model parameters")
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most backends have nothing to release
         """Release threads and device memory."""

@@ -41,38 +41,15 @@ import numpy as np
 import torch
 import warp as wp  # noqa: TID253
 
+from worldloop.envs.kinematics import quat_conjugate, quat_mul, quat_rotate
+
 from .base import Backend, model_param
 
 _MAXVAL = 1e10
 """MuJoCo's ``mjMAXVAL``: MuJoCo C resets a world whose ``|qpos|``/``|qvel|`` exceed it."""
 
 
-# --- quaternion helpers, (..., 4) wxyz ---------------------------------------------------------
-
-
-def _qmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    aw, ax, ay, az = a.unbind(-1)
-    bw, bx, by, bz = b.unbind(-1)
-    return torch.stack(
-        (
-            aw * bw - ax * bx - ay * by - az * bz,
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-        ),
-        -1,
-    )
-
-
-def _qconj(q: torch.Tensor) -> torch.Tensor:
-    return torch.cat((q[..., :1], -q[..., 1:]), -1)
-
-
-def _qrot(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Rotate ``v`` (..., 3) by the unit quaternion ``q`` (..., 4) wxyz."""
-    w, u = q[..., :1], q[..., 1:]
-    t = 2.0 * torch.linalg.cross(u, v)
-    return v + w * t + torch.linalg.cross(u, t)
+# --- quaternion layout helpers: MuJoCo is wxyz, Newton xyzw -----------------------------------
 
 
 def _xyzw_to_wxyz(q: torch.Tensor) -> torch.Tensor:
@@ -295,25 +272,25 @@ class NewtonBackend(Backend):
             p_c, q_c = X_c[..., :3], _xyzw_to_wxyz(X_c[..., 3:])
             pos, rot = q[..., :3], q[..., 3:]
             # Joint transform = inv(X_p) * world pose * X_c.
-            to_parent = _qconj(q_p)
-            rot_j = _qmul(to_parent, _qmul(rot, q_c))
-            pos_j = _qrot(to_parent, pos + _qrot(rot, p_c) - p_p)
+            to_parent = quat_conjugate(q_p)
+            rot_j = quat_mul(to_parent, quat_mul(rot, q_c))
+            pos_j = quat_rotate(to_parent, pos + quat_rotate(rot, p_c) - p_p)
             # MuJoCo: origin velocity (world), angular velocity (body). Newton: COM velocity and
             # angular velocity, both in the parent anchor frame.
-            w_world = _qrot(rot, v[..., 3:])
-            com_world = _qrot(rot, self._body_com[:, ix["f_body"]])
+            w_world = quat_rotate(rot, v[..., 3:])
+            com_world = quat_rotate(rot, self._body_com[:, ix["f_body"]])
             v_com = v[..., :3] + torch.linalg.cross(w_world, com_world)
             joint_q[:, ix["f_q"]] = torch.cat((pos_j, _wxyz_to_xyzw(rot_j)), -1).flatten(1)
-            twist = torch.cat((_qrot(to_parent, v_com), _qrot(to_parent, w_world)), -1)
+            twist = torch.cat((quat_rotate(to_parent, v_com), quat_rotate(to_parent, w_world)), -1)
             joint_qd[:, ix["f_qd"]] = twist.flatten(1)
         if ix["b_jnt"].numel():
             nb = ix["b_jnt"].numel()
             q_mj = qpos[:, ix["b_adr"]].view(-1, nb, 4)
             w_mj = qvel[:, ix["b_dof"]].view(-1, nb, 3)
             q_cj = _xyzw_to_wxyz(self._X_c[:, ix["b_jnt"], 3:])
-            to_anchor = _qmul(_qconj(q_cj), q_mj)
-            joint_q[:, ix["b_q"]] = _wxyz_to_xyzw(_qmul(to_anchor, q_cj)).flatten(1)
-            joint_qd[:, ix["b_qd"]] = _qrot(to_anchor, w_mj).flatten(1)
+            to_anchor = quat_mul(quat_conjugate(q_cj), q_mj)
+            joint_q[:, ix["b_q"]] = _wxyz_to_xyzw(quat_mul(to_anchor, q_cj)).flatten(1)
+            joint_qd[:, ix["b_qd"]] = quat_rotate(to_anchor, w_mj).flatten(1)
         return joint_q, joint_qd
 
     # --- Backend API ---------------------------------------------------------------------------
@@ -426,7 +403,7 @@ class NewtonBackend(Backend):
                 views[name] = wp.to_torch(arr)
         iquat = torch.as_tensor(self.mj_model.body_iquat, dtype=torch.float32, device=dev)
         # Principal axes of each body's nominal inertia, in the body frame (MuJoCo's body_iquat).
-        axes = [_qrot(iquat, e.expand_as(iquat[:, 1:])) for e in torch.eye(3, device=dev)]
+        axes = [quat_rotate(iquat, e.expand_as(iquat[:, 1:])) for e in torch.eye(3, device=dev)]
         self._inertia_axes = torch.stack(axes, -1)
         act_damping = getattr(s, "_actuator_dof_damping", None)  # MuJoCo Warp folds it into dof_damping
         self._act_dof_damping = wp.to_torch(act_damping) if act_damping is not None else None
