@@ -17,7 +17,8 @@ class RslRlVecEnv(VecEnv):
     ``dones = terminated | truncated``; ``extras["time_outs"]`` carries ``truncated`` so PPO
     bootstraps through time limits. Every ``log_interval`` steps (the runner's
     ``num_steps_per_env``) the env's episode statistics are put in ``extras["log"]``, where the
-    runner's logger writes them to tensorboard: one host sync per iteration, not per step.
+    runner's logger writes them to tensorboard with the randomization ranges in force: one host
+    sync per iteration, not per step.
     """
 
     def __init__(self, env: BatchedEnv, log_interval: int) -> None:
@@ -53,6 +54,10 @@ class RslRlVecEnv(VecEnv):
             stats = self.env.pop_episode_stats()
             self.last_stats = stats
             extras["log"] = {_log_key(k): v for k, v in stats.items()}
+            # The randomization ranges in force (they move when a curriculum widens them).
+            for term, (lo, hi) in self.env.randomizer.ranges().items():
+                extras["log"][f"Randomization/{term}_low"] = lo
+                extras["log"][f"Randomization/{term}_high"] = hi
         return self._td(obs), reward, (terminated | truncated).long(), extras
 
 

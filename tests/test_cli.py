@@ -77,6 +77,7 @@ def test_train_smoke_writes_a_complete_run(tmp_path):
     acc.Reload()
     tags = acc.Tags()["scalars"]
     assert "Loss/surrogate" in tags and "Episode/return" in tags and "Episode_Reward/upright" in tags
+    assert "Randomization/pole_mass_low" in tags and "Perf/collection_time" in tags
     cfg = json.loads((run_dir / "config.json").read_text())
     assert cfg["env"]["episode_length_s"] == 2.0 and cfg["train"]["num_envs"] == 32
     ev = json.loads((run_dir / "eval.json").read_text())
