@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import worldloop
 
-    p = argparse.ArgumentParser(prog="worldloop.policies.scripted.main", description="Scripted expert success rates.")
+    p = argparse.ArgumentParser(prog="worldloop expert", description="Scripted expert success rates.")
     experts = [s.id for s in worldloop.list_tasks() if hasattr(s.task_cls, "expert")]
     p.add_argument("--tasks", nargs="+", default=experts, help=f"task ids (default: {' '.join(experts)})")
     p.add_argument("--num-envs", type=int, default=1000, help="envs stepped together")

@@ -1,4 +1,4 @@
-"""``worldloop <command>``: train, play, export, bench, list."""
+"""``worldloop <command>``: train, play, export, bench, expert, list."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ commands:
   play     evaluate a run, optionally record video worldloop play --run runs/Franka-Reach-v0/<date_time> --video
   export   write a run's actor to ONNX/TorchScript worldloop export --run runs/Franka-Reach-v0/<date_time>
   bench    measure env-steps/s of a task           worldloop bench --task Franka-Reach-v0 --num-envs 1024
+  expert   success of the scripted experts         worldloop expert --tasks Franka-Lift-v0 --episodes 1000
   list     print the registered tasks
 
 `worldloop <command> --help` documents every option of a command.
 """
-COMMANDS = ("train", "play", "export", "bench", "list")
+COMMANDS = ("train", "play", "export", "bench", "expert", "list")
 
 
 def cmd_list(argv: list[str]) -> None:
@@ -44,6 +45,8 @@ def main(argv: list[str] | None = None) -> None:
         from worldloop.scripts.play import main_export as run
     elif cmd == "bench":
         from worldloop.scripts.bench import main as run
+    elif cmd == "expert":
+        from worldloop.policies.scripted import main as run
     else:
         run = cmd_list
     from worldloop.policies.runner import CheckpointError
