@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 import torch
 
+from worldloop.envs.randomization import RandTerm
+
 if TYPE_CHECKING:
     from worldloop.envs.batched_env import BatchedEnv
 
@@ -30,6 +32,9 @@ class TaskCfg:
     """Actions are clipped to ``[-action_clip, action_clip]`` before the task maps them to controls."""
     weights: dict[str, float] = field(default_factory=dict)
     """Reward weight per term name; the reward is ``sum(weights[k] * term_k)`` per policy step."""
+    randomization: dict[str, RandTerm] = field(default_factory=dict)
+    """Domain randomization terms by name (``envs/randomization.py``); tasks override this with
+    their preset; ``--rand NAME.FIELD=VALUE`` on the command line."""
 
 
 C = TypeVar("C", bound=TaskCfg)
