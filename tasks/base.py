@@ -50,15 +50,22 @@ class Task(Generic[C]):
         self.device = env.device
 
     # ---- actions --------------------------------------------------------------------------
+    action_term = None
+    """An object with ``action_dim`` and ``actions_to_ctrl(actions)`` (e.g. ``envs.actions.FrankaArm``)
+    that a task may set in ``__init__`` to take its action space from; ``None``: the default below."""
+
     @property
     def action_dim(self) -> int:
         """Size of the policy's action vector."""
-        return self.env.nu
+        return self.action_term.action_dim if self.action_term is not None else self.env.nu
 
     def actions_to_ctrl(self, actions: torch.Tensor) -> torch.Tensor:
         """Map clipped actions ``(num_envs, action_dim)`` to actuator controls ``(num_envs, nu)``.
 
-        Default: actions in ``[-1, 1]`` span each actuator's control range."""
+        Default: the ``action_term``'s mapping, or else actions in ``[-1, 1]`` span each actuator's
+        control range."""
+        if self.action_term is not None:
+            return self.action_term.actions_to_ctrl(actions)
         lo, hi = self.env.ctrl_range[:, 0], self.env.ctrl_range[:, 1]
         return lo + 0.5 * (actions + 1.0) * (hi - lo)
 

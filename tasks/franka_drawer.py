@@ -67,19 +67,12 @@ class FrankaOpenDrawer(Task[DrawerCfg]):
 
     def __init__(self, cfg: DrawerCfg, env) -> None:
         super().__init__(cfg, env)
-        self.arm = FrankaArm(env, cfg)
+        self.arm = self.action_term = FrankaArm(env, cfg)
         self.cab_q = env.joint_qpos_ids(["cabinet_x", "cabinet_y", "cabinet_yaw"])
         self.drawer_q = env.joint_qpos_ids(["drawer_joint"])[0]
         self.drawer_v = env.joint_qvel_ids(["drawer_joint"])[0]
         self.shift = torch.tensor(cfg.cabinet_shift, device=self.device)
         self.fsm = PhaseMachine(env)
-
-    @property
-    def action_dim(self) -> int:
-        return self.arm.action_dim
-
-    def actions_to_ctrl(self, actions: torch.Tensor) -> torch.Tensor:
-        return self.arm.actions_to_ctrl(actions)
 
     def reset(self, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         n, cfg, env = self.num_envs, self.cfg, self.env

@@ -74,19 +74,12 @@ class FrankaLift(Task[LiftCfg]):
 
     def __init__(self, cfg: LiftCfg, env) -> None:
         super().__init__(cfg, env)
-        self.arm = FrankaArm(env, cfg)
+        self.arm = self.action_term = FrankaArm(env, cfg)
         self.cube_q = env.joint_qpos_ids(["cube_joint"])[0] + torch.arange(7, device=self.device)
         self.cube_lo, self.cube_hi = torch.tensor((cfg.cube_low, cfg.cube_high), device=self.device)
         self.goal_lo, self.goal_hi = torch.tensor((cfg.goal_low, cfg.goal_high), device=self.device)
         self.goal_pos_w = torch.zeros(self.num_envs, 3, device=self.device)
         self.fsm = PhaseMachine(env)
-
-    @property
-    def action_dim(self) -> int:
-        return self.arm.action_dim
-
-    def actions_to_ctrl(self, actions: torch.Tensor) -> torch.Tensor:
-        return self.arm.actions_to_ctrl(actions)
 
     def reset(self, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         n, cfg, env = self.num_envs, self.cfg, self.env

@@ -81,7 +81,7 @@ class FrankaPegInsert(Task[PegCfg]):
 
     def __init__(self, cfg: PegCfg, env) -> None:
         super().__init__(cfg, env)
-        self.arm = FrankaArm(env, cfg)
+        self.arm = self.action_term = FrankaArm(env, cfg)
         self.board_q = env.joint_qpos_ids(["board_x", "board_y"])
         self.peg_q = env.joint_qpos_ids(["peg_joint"])[0] + torch.arange(7, device=self.device)
         self.shift = torch.tensor(cfg.board_shift, device=self.device)
@@ -90,13 +90,6 @@ class FrankaPegInsert(Task[PegCfg]):
         above[:, 2] += 0.05 + cfg.grasp_offset + PEG_HALF
         self.q_start = self.arm.solve_ik(above, down_quat(torch.zeros(1, device=self.device)))[0]
         self.fsm = PhaseMachine(env)
-
-    @property
-    def action_dim(self) -> int:
-        return self.arm.action_dim
-
-    def actions_to_ctrl(self, actions: torch.Tensor) -> torch.Tensor:
-        return self.arm.actions_to_ctrl(actions)
 
     def reset(self, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         n, cfg, env, arm = self.num_envs, self.cfg, self.env, self.arm

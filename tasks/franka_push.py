@@ -75,19 +75,12 @@ class FrankaPush(Task[PushCfg]):
 
     def __init__(self, cfg: PushCfg, env) -> None:
         super().__init__(cfg, env)
-        self.arm = FrankaArm(env, cfg)
+        self.arm = self.action_term = FrankaArm(env, cfg)
         self.cube_q = env.joint_qpos_ids(["cube_joint"])[0] + torch.arange(7, device=self.device)
         names = ("cube_low", "cube_high", "goal_low", "goal_high")
         self.lims = {k: torch.tensor(getattr(cfg, k), device=self.device) for k in names}
         self.goal_pos_w = torch.zeros(self.num_envs, 3, device=self.device)
         self.fsm = PhaseMachine(env)
-
-    @property
-    def action_dim(self) -> int:
-        return self.arm.action_dim
-
-    def actions_to_ctrl(self, actions: torch.Tensor) -> torch.Tensor:
-        return self.arm.actions_to_ctrl(actions)
 
     def reset(self, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         n, cfg, env, lims = self.num_envs, self.cfg, self.env, self.lims

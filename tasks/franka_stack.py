@@ -74,7 +74,7 @@ class FrankaStack(Task[StackCfg]):
 
     def __init__(self, cfg: StackCfg, env) -> None:
         super().__init__(cfg, env)
-        self.arm = FrankaArm(env, cfg)
+        self.arm = self.action_term = FrankaArm(env, cfg)
         cols = torch.arange(7, device=self.device)
         self.a_q = env.joint_qpos_ids(["cube_a_joint"])[0] + cols
         self.b_q = env.joint_qpos_ids(["cube_b_joint"])[0] + cols
@@ -83,13 +83,6 @@ class FrankaStack(Task[StackCfg]):
         """``(N,)`` consecutive steps A has rested on B, released."""
         self._counted = torch.zeros_like(self.stable_steps)  # episode step the timer last advanced at
         self.fsm = PhaseMachine(env)
-
-    @property
-    def action_dim(self) -> int:
-        return self.arm.action_dim
-
-    def actions_to_ctrl(self, actions: torch.Tensor) -> torch.Tensor:
-        return self.arm.actions_to_ctrl(actions)
 
     def reset(self, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         n, cfg, env = self.num_envs, self.cfg, self.env
