@@ -41,6 +41,11 @@ import numpy as np
 import torch
 import warp as wp  # noqa: TID253
 
+# No line per kernel module loaded from the cache (Warp logs those at INFO level).
+wp.config.quiet = True
+if wp.config.log_level <= wp.LOG_INFO:
+    wp.config.log_level = wp.LOG_WARNING
+
 from worldloop.envs.kinematics import quat_conjugate, quat_mul, quat_rotate
 
 from .base import Backend, model_param
@@ -121,6 +126,12 @@ class NewtonBackend(Backend):
             nconmax=64,
         )
         self._check_layout()
+        # MuJoCo C caps solver and line-search iterations silently; MuJoCo Warp prints a line every
+        # step it happens. Keep the capacity warnings (those drop constraints), mute the caps.
+        import mujoco_warp as mjw
+
+        capped = mjw.OverflowType.ITERATIONS | mjw.OverflowType.LS_ITERATIONS
+        self.solver.mjw_model.opt.warn_overflow &= ~int(capped)
 
         self.state_0, self.state_1 = self.model.state(), self.model.state()
         self.control = self.model.control()
