@@ -721,6 +721,19 @@ class Randomizer:
         return {name: (t.lo, t.hi) for name, t in self.terms.items()}
 
 
+# ---------------------------------------------------------------------- presets
+def manipulation_preset(objects: str) -> dict[str, RandTerm]:
+    """The default randomization of the Franka manipulation tasks, for the bodies matching
+    ``objects`` (a regular expression over body names): what varies most between a simulated and a
+    real pick: the object's mass, the arm's joint damping, and sensor noise. Kept mild enough that
+    every task's scripted expert still succeeds."""
+    return {
+        "object_mass": RandTerm(kind="body_mass", targets=objects, range=(0.7, 1.3), mode="reset"),
+        "joint_damping": RandTerm(kind="dof_damping", targets="joint[1-7]", range=(0.5, 2.0), dist="log_uniform"),
+        "obs_noise": RandTerm(kind="obs_noise", dist="gaussian", range=(-0.002, 0.002)),
+    }
+
+
 # ---------------------------------------------------------------------- command line
 def apply_overrides(terms: Mapping[str, RandTerm], items: list[str]) -> dict[str, RandTerm]:
     """Apply ``--rand`` options to a preset: ``NAME.FIELD=VALUE`` sets a field (tuples comma-separated:

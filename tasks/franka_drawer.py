@@ -31,6 +31,7 @@ import torch
 
 from worldloop import rewards
 from worldloop.envs.actions import FrankaActionsCfg, FrankaArm, nearest_yaw
+from worldloop.envs.randomization import RandTerm, manipulation_preset
 from worldloop.policies.scripted import PhaseMachine, Waypoint
 from worldloop.tasks.base import Task, TaskCfg
 from worldloop.tasks.registry import register_task
@@ -59,6 +60,8 @@ class DrawerCfg(TaskCfg, FrankaActionsCfg):
             "joint_vel": -1e-4,  # no yanking
         }
     )
+    randomization: dict[str, RandTerm] = field(default_factory=lambda: manipulation_preset("drawer"))
+    """Domain randomization (``envs/randomization.py``): object mass, joint damping, observation noise."""
 
 
 @register_task("Franka-Open-Drawer-v0", DrawerCfg)

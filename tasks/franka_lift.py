@@ -31,6 +31,7 @@ import torch
 from worldloop import rewards
 from worldloop.envs.actions import FrankaActionsCfg, FrankaArm, nearest_yaw
 from worldloop.envs.kinematics import quat_from_yaw, yaw_of
+from worldloop.envs.randomization import RandTerm, manipulation_preset
 from worldloop.policies.scripted import PhaseMachine, Waypoint
 from worldloop.tasks.base import Task, TaskCfg
 from worldloop.tasks.registry import register_task
@@ -66,6 +67,8 @@ class LiftCfg(TaskCfg, FrankaActionsCfg):
             "joint_vel": -1e-4,  # arrive and hold instead of swinging through
         }
     )
+    randomization: dict[str, RandTerm] = field(default_factory=lambda: manipulation_preset("cube"))
+    """Domain randomization (``envs/randomization.py``): object mass, joint damping, observation noise."""
 
 
 @register_task("Franka-Lift-v0", LiftCfg)

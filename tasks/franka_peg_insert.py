@@ -37,6 +37,7 @@ import torch
 from worldloop import rewards
 from worldloop.envs.actions import FrankaActionsCfg, FrankaArm, down_quat
 from worldloop.envs.kinematics import quat_rotate
+from worldloop.envs.randomization import RandTerm, manipulation_preset
 from worldloop.policies.scripted import PhaseMachine, Waypoint
 from worldloop.tasks.base import Task, TaskCfg
 from worldloop.tasks.registry import register_task
@@ -73,6 +74,8 @@ class PegCfg(TaskCfg, FrankaActionsCfg):
             "joint_vel": -1e-4,  # no ramming
         }
     )
+    randomization: dict[str, RandTerm] = field(default_factory=lambda: manipulation_preset("peg"))
+    """Domain randomization (``envs/randomization.py``): object mass, joint damping, observation noise."""
 
 
 @register_task("Franka-Peg-Insert-v0", PegCfg)

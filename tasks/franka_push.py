@@ -31,6 +31,7 @@ import torch
 from worldloop import rewards
 from worldloop.envs.actions import FrankaActionsCfg, FrankaArm, nearest_yaw
 from worldloop.envs.kinematics import quat_from_yaw
+from worldloop.envs.randomization import RandTerm, manipulation_preset
 from worldloop.policies.scripted import PhaseMachine, Waypoint
 from worldloop.tasks.base import Task, TaskCfg
 from worldloop.tasks.registry import register_task
@@ -67,6 +68,8 @@ class PushCfg(TaskCfg, FrankaActionsCfg):
             "joint_vel": -1e-4,  # no swinging through the cube
         }
     )
+    randomization: dict[str, RandTerm] = field(default_factory=lambda: manipulation_preset("cube"))
+    """Domain randomization (``envs/randomization.py``): object mass, joint damping, observation noise."""
 
 
 @register_task("Franka-Push-v0", PushCfg)

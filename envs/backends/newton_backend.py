@@ -41,14 +41,14 @@ import numpy as np
 import torch
 import warp as wp  # noqa: TID253
 
+from worldloop.envs.kinematics import quat_conjugate, quat_mul, quat_rotate
+
+from .base import Backend, model_param
+
 # No line per kernel module loaded from the cache (Warp logs those at INFO level).
 wp.config.quiet = True
 if wp.config.log_level <= wp.LOG_INFO:
     wp.config.log_level = wp.LOG_WARNING
-
-from worldloop.envs.kinematics import quat_conjugate, quat_mul, quat_rotate
-
-from .base import Backend, model_param
 
 _MAXVAL = 1e10
 """MuJoCo's ``mjMAXVAL``: MuJoCo C resets a world whose ``|qpos|``/``|qvel|`` exceed it."""
