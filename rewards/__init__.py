@@ -74,8 +74,16 @@ def lift_height(z: torch.Tensor, rest_z: float, height: float) -> torch.Tensor:
 
 def orientation_error(quat: torch.Tensor, quat_target: torch.Tensor) -> torch.Tensor:
     """Angle ``(N,)`` [rad] in ``[0, pi]`` of the rotation between ``(N, 4)`` unit quaternions ``[w, x, y, z]``."""
-    dot = (quat * quat_target).sum(-1).abs().clamp(max=1.0)
-    return 2.0 * torch.acos(dot)
+    # 2 atan2(|v|, |w|) of the relative rotation: exact near zero, where 2 acos(|q . q_t|) loses
+    # ~1e-3 rad to float32 rounding.
+    w = (quat * quat_target).sum(-1)
+    v = torch.linalg.vector_norm(
+        quat_target[..., :1] * quat[..., 1:]
+        - quat[..., :1] * quat_target[..., 1:]
+        - torch.linalg.cross(quat_target[..., 1:], quat[..., 1:]),
+        dim=-1,
+    )
+    return 2.0 * torch.atan2(v, w.abs())
 
 
 def axis_alignment(axis: torch.Tensor, target_axis: torch.Tensor) -> torch.Tensor:

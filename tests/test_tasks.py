@@ -178,6 +178,7 @@ def test_ee_delta_moves_the_grip_by_the_commanded_displacement():
 
 
 def test_reward_terms_are_batched_and_bounded():
+    torch.manual_seed(0)
     n = 5
     a, b = torch.rand(n, 3), torch.rand(n, 3)
     q = torch.nn.functional.normalize(torch.randn(n, 4), dim=-1)
