@@ -5,15 +5,23 @@ action space is chosen by one config field, ``action_space``:
 
 - ``"joint_pos"`` (default), 8 values: ``q_target = q_home + joint_action_scale * a[:7]`` [rad], clipped
   to the joint ranges (an absolute target around the scene's ``home`` keyframe).
+- ``"joint_delta"``, 8 values: ``q_target = q_cmd + joint_delta_scale * a[:7]`` [rad], a change of the
+  last joint command per policy step (zero action holds the arm where it was sent, which makes fine
+  positioning easy to learn; ManiSkill's ``pd_joint_target_delta_pos``).
 - ``"ee_delta"``, 7 values: a change of the grip site's pose per policy step, ``a[:3] * ee_pos_scale``
   [m] (world frame) and ``a[3:6] * ee_rot_scale`` [rad] (rotation vector, world frame), turned into
   joint targets by one damped least-squares step of differential IK.
+- ``"ee_pos"``, 5 values: ``ee_delta`` restricted to what top-down manipulation needs, a grip site
+  displacement ``a[:3] * ee_pos_scale`` [m] and a yaw change ``a[3] * ee_rot_scale`` [rad] about world z,
+  with the hand held pointing down (any tilt is corrected in the same IK step). Exploration noise
+  then moves the hand instead of tilting it, which is what makes PPO fast on the table-top tasks
+  (robosuite's ``OSC_POSITION``, ManiSkill's ``pd_ee_delta_pos``).
 
 The last value is the gripper command in both: ``> 0`` opens (0.04 m per finger), ``<= 0`` closes.
 
 Position servos need a persistent target: a target equal to the measured joint positions gives no
-gravity compensation and the arm sinks. ``ee_delta`` therefore integrates its IK steps on the last
-joint *command* ``q_cmd`` (not the measured ``q``) and keeps ``q_cmd`` within ``ee_max_lead`` of the
+gravity compensation and the arm sinks. ``joint_delta`` and ``ee_delta`` therefore integrate their
+steps on the last joint *command* ``q_cmd`` (not the measured ``q``) and keeps ``q_cmd`` within ``ee_max_lead`` of the
 measured joints, so pushing into an obstacle cannot wind the command up.
 
 The scripted experts use :meth:`FrankaArm.actions_toward`: move the grip site towards a pose in either
@@ -46,6 +54,7 @@ if TYPE_CHECKING:
 
 ARM_JOINTS = [f"joint{i}" for i in range(1, 8)]
 FINGER_JOINTS = ["finger_joint1", "finger_joint2"]
+ACTION_SPACES = ("joint_pos", "joint_delta", "ee_delta", "ee_pos")
 FINGER_OPEN = 0.04
 """[m] opening of each finger when the gripper is open (8 cm between the pads)."""
 
@@ -54,16 +63,23 @@ FINGER_OPEN = 0.04
 class FrankaActionsCfg:
     """Action-space fields shared by every Franka task config (mixed in next to ``TaskCfg``)."""
 
-    action_space: Literal["joint_pos", "ee_delta"] = "joint_pos"
-    """``joint_pos``: 7 joint targets around ``home`` + gripper; ``ee_delta``: grip pose change + gripper."""
+    action_space: Literal["joint_pos", "joint_delta", "ee_delta", "ee_pos"] = "joint_pos"
+    """``joint_pos``: 7 joint targets around ``home`` + gripper; ``joint_delta``: 7 joint target changes
+    + gripper; ``ee_delta``: grip pose change + gripper; ``ee_pos``: grip displacement, yaw change
+    + gripper with the hand pointing down."""
     joint_action_scale: float = 2.0
     """[rad] joint target offset from ``home`` per unit action (``joint_pos``)."""
+    joint_delta_scale: float = 0.05
+    """[rad] joint target change per unit action and policy step (``joint_delta``)."""
     ee_pos_scale: float = 0.02
-    """[m] grip site displacement per unit action and policy step (``ee_delta``)."""
+    """[m] grip site displacement per unit action and policy step (``ee_delta``, ``ee_pos``)."""
     ee_rot_scale: float = 0.1
-    """[rad] grip site rotation per unit action and policy step (``ee_delta``)."""
+    """[rad] grip site rotation per unit action and policy step (``ee_delta``, ``ee_pos``)."""
     ee_max_lead: float = 0.25
-    """[rad] how far the integrated joint command may lead the measured joints (``ee_delta``)."""
+    """[rad] how far the integrated joint command may lead the measured joints (``joint_delta``, ``ee_delta``)."""
+    start_grip_pos: tuple[float, float, float] | None = None
+    """[m] grip site position (world frame, hand pointing down) the arm starts episodes at, solved by IK
+    once; ``None`` starts at the scene's ``home`` keyframe. Available as ``FrankaArm.start``."""
     gravity_compensation: bool = True
     """Add the nominal arm's gravity torque / servo stiffness to the joint targets, so that a static
     target is reached instead of sagging by up to ~1 cm (the real Panda compensates gravity itself)."""
@@ -105,8 +121,8 @@ class FrankaArm:
         null_gain: float = 0.1,
         counter_rotation_weight: float = 0.1,
     ):
-        if cfg.action_space not in ("joint_pos", "ee_delta"):
-            raise ValueError(f"action_space must be 'joint_pos' or 'ee_delta', got {cfg.action_space!r}")
+        if cfg.action_space not in ACTION_SPACES:
+            raise ValueError(f"action_space must be one of {ACTION_SPACES}, got {cfg.action_space!r}")
         self.env, self.cfg = env, cfg
         self.device, n = env.device, env.num_envs
         self.q_ids = env.joint_qpos_ids(ARM_JOINTS)
@@ -141,11 +157,19 @@ class FrankaArm:
         self.close_cmd = torch.zeros(n, dtype=torch.bool, device=self.device)
         """``(N,)`` the last gripper command was "close"."""
         self._qpos = env.qpos.clone()
+        self.start = self.home.clone()
+        """``(nq,)`` the scene's ``home`` keyframe with the arm at ``cfg.start_grip_pos`` (if set)."""
+        if cfg.start_grip_pos is not None:
+            pos = torch.tensor([cfg.start_grip_pos], dtype=torch.float32, device=self.device)
+            self.start[self.q_ids] = self.solve_ik(pos, down_quat(pos.new_zeros(1)))[0]
+            err = torch.linalg.vector_norm(self.grip_pose_at(self.start.unsqueeze(0))[0] - pos).item()
+            if err > 0.005:
+                raise ValueError(f"start_grip_pos {cfg.start_grip_pos} is out of the arm's reach ({err:.3f} m off)")
 
     # ---- action spaces ------------------------------------------------------------------------
     @property
     def action_dim(self) -> int:
-        return 8 if self.cfg.action_space == "joint_pos" else 7
+        return {"ee_delta": 7, "ee_pos": 5}.get(self.cfg.action_space, 8)
 
     def reset(self, mask: torch.Tensor, qpos: torch.Tensor, close: torch.Tensor | bool = False) -> None:
         """Start the command buffers of the envs in ``mask`` at the arm joints of ``qpos`` ``(N, nq)``."""
@@ -159,8 +183,16 @@ class FrankaArm:
         if cfg.action_space == "joint_pos":
             q = self.q_home + cfg.joint_action_scale * actions[:, :7]
         else:
-            delta = torch.cat((cfg.ee_pos_scale * actions[:, :3], cfg.ee_rot_scale * actions[:, 3:6]), dim=-1)
-            q = self.q_cmd + self._ik_step(delta)
+            if cfg.action_space == "joint_delta":
+                q = self.q_cmd + cfg.joint_delta_scale * actions[:, :7]
+            else:
+                if cfg.action_space == "ee_delta":
+                    rot = cfg.ee_rot_scale * actions[:, 3:6]
+                else:  # ee_pos: turn about world z, and back to pointing down
+                    quat = self._cmd_chain()[1]
+                    down = down_quat(yaw_of(quat) + cfg.ee_rot_scale * actions[:, 3])
+                    rot = quat_to_rotvec(quat_mul(down, quat_conjugate(quat)))
+                q = self.q_cmd + self._ik_step(torch.cat((cfg.ee_pos_scale * actions[:, :3], rot), dim=-1))
             q_meas = self.env.qpos[:, self.q_ids]
             q = torch.minimum(torch.maximum(q, q_meas - cfg.ee_max_lead), q_meas + cfg.ee_max_lead)
         self._set_cmd(q)
@@ -252,9 +284,15 @@ class FrankaArm:
         cfg = self.cfg
         if cfg.action_space == "ee_delta":
             arm = torch.cat((dp / cfg.ee_pos_scale, dr / cfg.ee_rot_scale), dim=-1)
+        elif cfg.action_space == "ee_pos":
+            dyaw = wrap_to_pi(yaw_of(quat_w) - yaw_of(quat)).clamp(-max_rot_step, max_rot_step)
+            arm = torch.cat((dp / cfg.ee_pos_scale, (dyaw / cfg.ee_rot_scale).unsqueeze(-1)), dim=-1)
         else:
             q = (self.q_cmd + self._ik_step(torch.cat((dp, dr), dim=-1))).clamp(self.q_lo, self.q_hi)
-            arm = (q - self.q_home) / cfg.joint_action_scale
+            if cfg.action_space == "joint_delta":
+                arm = (q - self.q_cmd) / cfg.joint_delta_scale
+            else:
+                arm = (q - self.q_home) / cfg.joint_action_scale
         return torch.cat((arm.clamp(-1.0, 1.0), grip), dim=-1)
 
     # ---- state --------------------------------------------------------------------------------
@@ -294,6 +332,7 @@ class FrankaArm:
 
 
 __all__ = [
+    "ACTION_SPACES",
     "ARM_JOINTS",
     "FINGER_JOINTS",
     "FINGER_OPEN",

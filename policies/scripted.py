@@ -3,7 +3,8 @@
 An expert is a list of :class:`Waypoint` phases per env. Each policy step the current phase's target
 (a grip site position, a hand yaw with the hand pointing down, a gripper command) is turned into
 actions of the task's action space by :meth:`FrankaArm.actions_toward`; an env moves to its next
-phase once the grip site is within ``tol`` of the target and it has spent ``wait`` steps in the phase.
+phase once the grip site is within ``tol`` of the target and it has spent ``wait`` seconds in the phase.
+Speeds and waits are in physical units, so an expert works at any control rate (``decimation``).
 Targets are recomputed from the current state every step (closed loop), and a task may send envs
 back to an earlier phase (e.g. re-grasp after a slip) with :meth:`PhaseMachine.goto`.
 
@@ -30,6 +31,10 @@ if TYPE_CHECKING:
     from worldloop.envs.loop import EvalResult
 
 
+ROT_SPEED = 2.0
+"""[rad/s] largest commanded hand rotation speed."""
+
+
 @dataclass
 class Waypoint:
     """One phase of a scripted controller, batched over envs."""
@@ -44,10 +49,10 @@ class Waypoint:
     tol: float = 0.01
     """[m] grip-to-target distance at which the phase is done (the hand must also be within 0.1 rad of
     its target orientation)."""
-    wait: int = 0
-    """Policy steps spent in the phase before it may end (e.g. to let the fingers close)."""
-    speed: float = 0.01
-    """[m] largest grip site displacement commanded per policy step."""
+    wait: float = 0.0
+    """[s] time spent in the phase before it may end (e.g. to let the fingers close)."""
+    speed: float = 0.5
+    """[m/s] largest commanded grip site speed."""
 
 
 class PhaseMachine:
@@ -93,11 +98,12 @@ class PhaseMachine:
         pick = self._per_phase(phases, idx)
         close = pick("close").bool()
         quat = down_quat(yaw)
-        actions = arm.actions_toward(pos, quat, close, max_step=pick("speed"))
+        dt = self.env.step_dt
+        actions = arm.actions_toward(pos, quat, close, max_step=pick("speed") * dt, max_rot_step=ROT_SPEED * dt)
         reached = (torch.linalg.vector_norm(arm.grip_pos_w() - pos, dim=-1) < pick("tol")) & (
             orientation_error(arm.grip_quat_w(), quat) < 0.1
         )
-        done = reached & (self.steps >= pick("wait")) & (idx < len(phases) - 1)
+        done = reached & (self.steps >= torch.round(pick("wait") / dt)) & (idx < len(phases) - 1)
         self.steps = torch.where(done, 0, self.steps + 1)
         self.phase = self.phase + done.long()
         return actions
@@ -143,7 +149,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--episodes", type=int, default=1000, help="seeded episodes per task")
     p.add_argument("--backend", default="mujoco", help="mujoco or newton")
     p.add_argument("--seed", type=int, default=0, help="seed of the env generator")
-    p.add_argument("--action-space", default="joint_pos", help="joint_pos or ee_delta")
+    p.add_argument(
+        "--action-space", default=None, help="joint_pos, joint_delta or ee_delta (default: each task's own)"
+    )
     args = p.parse_args(argv)
     for task in args.tasks:
         t0 = time.perf_counter()
@@ -153,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
             num_episodes=args.episodes,
             backend=args.backend,
             seed=args.seed,
-            action_space=args.action_space,
+            **({"action_space": args.action_space} if args.action_space else {}),
         )
         lo, hi = r.success_ci95
         print(
@@ -161,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
                 {
                     "task": task,
                     "backend": args.backend,
-                    "action_space": args.action_space,
+                    "action_space": args.action_space or "default",
                     "episodes": r.episodes,
                     "success_rate": r.success_rate,
                     "ci95": [round(lo, 4), round(hi, 4)],

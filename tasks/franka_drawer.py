@@ -145,9 +145,9 @@ class FrankaOpenDrawer(Task[DrawerCfg]):
         return fsm.act(
             self.arm,
             [
-                Waypoint(pos=handle + up, yaw=yaw, close=False, tol=0.01, speed=0.015),
-                Waypoint(pos=handle, yaw=yaw, close=False, tol=0.005, speed=0.006),
-                Waypoint(pos=handle, yaw=yaw, close=True, tol=1.0, wait=10),
-                Waypoint(pos=pulled, yaw=yaw, close=True, tol=0.0, speed=0.006),
+                Waypoint(pos=handle + up, yaw=yaw, close=False, tol=0.01, speed=0.75),
+                Waypoint(pos=handle, yaw=yaw, close=False, tol=0.005, speed=0.3),
+                Waypoint(pos=handle, yaw=yaw, close=True, tol=1.0, wait=0.2),
+                Waypoint(pos=pulled, yaw=yaw, close=True, tol=0.0, speed=0.3),
             ],
         )

@@ -154,8 +154,8 @@ class FrankaLift(Task[LiftCfg]):
             self.arm,
             [
                 Waypoint(pos=pos + up, yaw=yaw, close=False, tol=0.015),
-                Waypoint(pos=pos, yaw=yaw, close=False, tol=0.006, speed=0.006),
-                Waypoint(pos=pos, yaw=yaw, close=True, tol=1.0, wait=12),
-                Waypoint(pos=self.goal_pos_w, yaw=yaw, close=True, tol=0.0, speed=0.008),
+                Waypoint(pos=pos, yaw=yaw, close=False, tol=0.006, speed=0.3),
+                Waypoint(pos=pos, yaw=yaw, close=True, tol=1.0, wait=0.24),
+                Waypoint(pos=self.goal_pos_w, yaw=yaw, close=True, tol=0.0, speed=0.4),
             ],
         )

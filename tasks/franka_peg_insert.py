@@ -160,9 +160,9 @@ class FrankaPegInsert(Task[PegCfg]):
         return self.fsm.act(
             self.arm,
             [
-                Waypoint(pos=steer_tip(hole + 0.04 * up), yaw=yaw, close=True, tol=0.01, speed=0.008),
-                Waypoint(pos=steer_tip(hole + 0.005 * up), yaw=yaw, close=True, tol=0.0015, speed=0.004),
-                Waypoint(pos=steer_tip(hole - (HOLE_DEPTH - 0.002) * up), yaw=yaw, close=True, tol=0.0, speed=0.003),
+                Waypoint(pos=steer_tip(hole + 0.04 * up), yaw=yaw, close=True, tol=0.01, speed=0.4),
+                Waypoint(pos=steer_tip(hole + 0.005 * up), yaw=yaw, close=True, tol=0.0015, speed=0.2),
+                Waypoint(pos=steer_tip(hole - (HOLE_DEPTH - 0.002) * up), yaw=yaw, close=True, tol=0.0, speed=0.15),
                 Waypoint(pos=None, yaw=yaw, close=True, tol=0.0),  # hold still
             ],
         )

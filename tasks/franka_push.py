@@ -8,8 +8,9 @@ Observations (``policy`` = ``critic``, 31 + action_dim values): arm joint positi
 Actions: ``action_space="joint_pos"`` (8, default) or ``"ee_delta"`` (7), see ``envs/actions.py``;
     the last value opens (> 0) or closes the gripper (closed fingers make a firmer pusher).
 Reward (per policy step, weights in ``PushCfg.weights``), with ``d`` the cube-to-goal distance [m]:
-    ``reach = 1 - tanh(|grip - cube| / 0.1)``; ``push = 1 - tanh(d / 0.1)``;
-    ``push_fine = 1 - tanh(d / 0.02)``; ``action_rate`` and ``joint_vel`` penalties.
+    ``reach = 1 - tanh(|grip - push_pose| / 0.2)`` with ``push_pose`` 1.5 cm behind the cube's face on the
+    line to the goal, 2 cm above the table; ``push = 1 - tanh(d / 0.1)``; ``push_fine = 1 - tanh(d / 0.02)``;
+    ``success`` = 1 while successful; ``action_rate`` and ``joint_vel`` penalties.
 Success: ``d < 3 cm`` (the goal is a point on the table at the cube's resting height).
 Episodes last 6 s (300 steps at 50 Hz).
 Reset: arm at ``home`` plus uniform joint noise; cube uniform in a 20 x 30 cm area, any yaw; goal
@@ -32,19 +33,25 @@ from worldloop import rewards
 from worldloop.envs.actions import FrankaActionsCfg, FrankaArm, nearest_yaw
 from worldloop.envs.kinematics import quat_from_yaw
 from worldloop.envs.randomization import RandTerm, manipulation_preset
+from worldloop.policies.ppo import PPOCfg, TrainDefaults
 from worldloop.policies.scripted import PhaseMachine, Waypoint
 from worldloop.tasks.base import Task, TaskCfg
 from worldloop.tasks.registry import register_task
 
 CUBE_HALF = 0.025  # [m] half edge of the cube in franka_cube.xml
 PUSH_Z = 0.02  # [m] grip site height while pushing: pads just below the cube's centre
+PUSH_GAP = 0.015  # [m] grip site distance behind the cube's face in the push pose
 
 
 @dataclass(kw_only=True)
 class PushCfg(TaskCfg, FrankaActionsCfg):
     scene: str = "franka_cube.xml"
-    decimation: int = 4  # 5 ms physics, 50 Hz policy
-    episode_length_s: float = 6.0
+    decimation: int = 10  # 5 ms physics, 20 Hz policy
+    episode_length_s: float = 5.0
+    action_space: str = "ee_pos"
+    ee_pos_scale: float = 0.04
+    ee_rot_scale: float = 0.25
+    start_grip_pos: tuple[float, float, float] | None = (0.4, 0.0, 0.15)
     joint_noise: float = 0.05
     """[rad] half-width of the uniform noise added to the arm's ``home`` joints at reset."""
     cube_low: tuple[float, float] = (0.4, -0.15)
@@ -61,9 +68,10 @@ class PushCfg(TaskCfg, FrankaActionsCfg):
     """[m] cube-to-goal distance that counts as pushed there."""
     weights: dict[str, float] = field(
         default_factory=lambda: {
-            "reach": 0.5,  # bring the hand to the cube; weaker than push so it never pays to hover
+            "reach": 1.0,  # hand to the push pose behind the cube; weaker than push so it never pays to hover
             "push": 5.0,  # the task: cube towards the goal
             "push_fine": 5.0,  # sharp bonus inside ~2 cm, where the success threshold lies
+            "success": 5.0,  # stay there
             "action_rate": -1e-3,  # smooth targets; much stronger and exploration noise dominates
             "joint_vel": -1e-4,  # no swinging through the cube
         }
@@ -76,6 +84,10 @@ class PushCfg(TaskCfg, FrankaActionsCfg):
 class FrankaPush(Task[PushCfg]):
     """Push a cube to within 3 cm of a goal on the table."""
 
+    train_defaults = TrainDefaults(
+        num_envs=1024, max_iterations=750, ppo=PPOCfg(init_noise_std=0.5, entropy_coef=0.0, gamma=0.9)
+    )
+
     def __init__(self, cfg: PushCfg, env) -> None:
         super().__init__(cfg, env)
         self.arm = self.action_term = FrankaArm(env, cfg)
@@ -87,7 +99,7 @@ class FrankaPush(Task[PushCfg]):
 
     def reset(self, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         n, cfg, env, lims = self.num_envs, self.cfg, self.env, self.lims
-        qpos = self.arm.home.expand(n, -1).clone()
+        qpos = self.arm.start.expand(n, -1).clone()
         qpos[:, self.arm.q_ids] += env.rand(n, 7, low=-cfg.joint_noise, high=cfg.joint_noise)
         xy = env.rand(n, 2, low=lims["cube_low"], high=lims["cube_high"])
         yaw = env.rand(n, low=-math.pi, high=math.pi)
@@ -109,15 +121,24 @@ class FrankaPush(Task[PushCfg]):
         pos, quat = self._cube()
         goal = self.goal_pos_w
         grip = self.arm.grip_pos_w()
-        obs = torch.cat((self.arm.proprio(), pos, quat, pos - grip, goal, goal - pos, self.env.actions), dim=-1)
+        push = self._push_pose(pos) - grip
+        obs = torch.cat((self.arm.proprio(), pos, quat, pos - grip, push, goal, goal - pos, self.env.actions), dim=-1)
         return {"policy": obs, "critic": obs}
+
+    def _push_pose(self, cube: torch.Tensor) -> torch.Tensor:
+        """``(N, 3)`` [m] where the grip site pushes from: behind the cube on the line to the goal."""
+        to_goal = self.goal_pos_w[:, :2] - cube[:, :2]
+        d = to_goal / to_goal.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+        xy = cube[:, :2] - d * (CUBE_HALF + PUSH_GAP)
+        return torch.cat((xy, torch.full_like(xy[:, :1], PUSH_Z)), dim=-1)
 
     def rewards(self) -> dict[str, torch.Tensor]:
         pos = self._cube()[0]
         return {
-            "reach": rewards.distance_tanh(self.arm.grip_pos_w(), pos, std=0.1),
+            "reach": rewards.distance_tanh(self.arm.grip_pos_w(), self._push_pose(pos), std=0.2),
             "push": rewards.distance_tanh(pos, self.goal_pos_w, std=0.1),
             "push_fine": rewards.distance_tanh(pos, self.goal_pos_w, std=0.02),
+            "success": rewards.success_bonus(self.success()),
             "action_rate": rewards.action_rate_l2(self.env.actions, self.env.prev_actions),
             "joint_vel": rewards.joint_vel_l2(self.arm.joint_vel()),
         }
@@ -150,9 +171,9 @@ class FrankaPush(Task[PushCfg]):
         return fsm.act(
             self.arm,
             [
-                Waypoint(pos=at(behind, 0.1), yaw=yaw, close=True, tol=0.01, speed=0.015),
-                Waypoint(pos=at(behind, PUSH_Z), yaw=yaw, close=True, tol=0.008, speed=0.008),
-                Waypoint(pos=at(into, PUSH_Z), yaw=yaw, close=True, tol=0.0, speed=0.005),
-                Waypoint(pos=at(grip[:, :2], 0.12), yaw=yaw, close=True, tol=0.0, speed=0.005),  # straight up
+                Waypoint(pos=at(behind, 0.1), yaw=yaw, close=True, tol=0.01, speed=0.75),
+                Waypoint(pos=at(behind, PUSH_Z), yaw=yaw, close=True, tol=0.008, speed=0.4),
+                Waypoint(pos=at(into, PUSH_Z), yaw=yaw, close=True, tol=0.0, speed=0.25),
+                Waypoint(pos=at(grip[:, :2], 0.12), yaw=yaw, close=True, tol=0.0, speed=0.25),  # straight up
             ],
         )

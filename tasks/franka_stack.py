@@ -176,13 +176,13 @@ class FrankaStack(Task[StackCfg]):
         return fsm.act(
             self.arm,
             [
-                Waypoint(pos=a + 0.1 * up, yaw=yaw, close=False, tol=0.012, speed=0.015),
-                Waypoint(pos=a, yaw=yaw, close=False, tol=0.006, speed=0.006),
-                Waypoint(pos=a, yaw=yaw, close=True, tol=1.0, wait=12),
+                Waypoint(pos=a + 0.1 * up, yaw=yaw, close=False, tol=0.012, speed=0.75),
+                Waypoint(pos=a, yaw=yaw, close=False, tol=0.006, speed=0.3),
+                Waypoint(pos=a, yaw=yaw, close=True, tol=1.0, wait=0.24),
                 Waypoint(pos=lifted, yaw=yaw, close=True, tol=0.03),
                 Waypoint(pos=carry(above_b), yaw=yaw, close=True, tol=0.008),
-                Waypoint(pos=carry(on_b), yaw=yaw, close=True, tol=0.004, speed=0.004),
-                Waypoint(pos=None, yaw=yaw, close=False, tol=1.0, wait=10),
-                Waypoint(pos=lifted, yaw=yaw, close=False, tol=0.0, speed=0.006),
+                Waypoint(pos=carry(on_b), yaw=yaw, close=True, tol=0.004, speed=0.2),
+                Waypoint(pos=None, yaw=yaw, close=False, tol=1.0, wait=0.2),
+                Waypoint(pos=lifted, yaw=yaw, close=False, tol=0.0, speed=0.3),
             ],
         )
