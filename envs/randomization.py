@@ -709,12 +709,34 @@ class Randomizer:
         if len(self._recent) == CURRICULUM_WINDOW and sum(self._recent) / CURRICULUM_WINDOW > CURRICULUM_SUCCESS:
             self._recent = []
             for t in terms:
-                t.level = min(1.0, t.level + CURRICULUM_STEP)
-                (lo, hi), (mlo, mhi) = t.cfg.range, t.cfg.max_range
-                t.lo, t.hi = lo + t.level * (mlo - lo), hi + t.level * (mhi - hi)
-                if t.kind.group == "latency":
-                    t.lo, t.hi = float(math.floor(t.lo)), float(math.ceil(t.hi))
+                self._set_level(t, min(1.0, t.level + CURRICULUM_STEP))
         return {f"curriculum/{t.name}": t.level for t in terms}
+
+    def state_dict(self) -> dict:
+        """What a resumed run needs to draw on as if never stopped: the generator and the curriculum."""
+        return {
+            "generator": self.generator.get_state(),
+            "recent": list(self._recent),
+            "levels": {name: t.level for name, t in self.terms.items()},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`; terms missing from ``state`` keep their level."""
+        self.generator.set_state(state["generator"].to(self.generator.device))
+        self._recent = [float(x) for x in state["recent"]]
+        for name, level in state["levels"].items():
+            t = self.terms.get(name)
+            if t is None or t.cfg.max_range is None:
+                continue
+            self._set_level(t, float(level))
+
+    @staticmethod
+    def _set_level(t: _Term, level: float) -> None:
+        t.level = level
+        (lo, hi), (mlo, mhi) = t.cfg.range, t.cfg.max_range
+        t.lo, t.hi = lo + level * (mlo - lo), hi + level * (mhi - hi)
+        if t.kind.group == "latency":
+            t.lo, t.hi = float(math.floor(t.lo)), float(math.ceil(t.hi))
 
     def ranges(self) -> dict[str, tuple[float, float]]:
         """Each term's current (curriculum-widened) range."""

@@ -108,6 +108,7 @@ class Runner(OnPolicyRunner):
         env = getattr(self.env, "env", None)
         if env is not None:
             state["env_rng_state"] = env.generator.get_state()
+            state["randomizer_state"] = env.randomizer.state_dict()
         path = Path(path)
         atomic_save(state, path)
         atomic_save(state, path.with_name("last.pt"))
@@ -126,6 +127,8 @@ class Runner(OnPolicyRunner):
         env = getattr(self.env, "env", None)
         if env is not None and "env_rng_state" in data:
             env.generator.set_state(data["env_rng_state"].to(env.generator.device))
+        if env is not None and "randomizer_state" in data:
+            env.randomizer.load_state_dict(data["randomizer_state"])
         return data.get("infos")
 
     # ---- progress -----------------------------------------------------------------------

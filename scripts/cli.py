@@ -1,4 +1,4 @@
-"""``worldloop <command>``: train, play, export, bench, expert, list."""
+"""``worldloop <command>``: train, play, export, bench, expert, curve, list."""
 
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ commands:
   export   write a run's actor to ONNX/TorchScript worldloop export --run runs/Franka-Reach-v0/<date_time>
   bench    measure env-steps/s of a task           worldloop bench --task Franka-Reach-v0 --num-envs 1024
   expert   success of the scripted experts         worldloop expert --tasks Franka-Lift-v0 --episodes 1000
+  curve    a run's learning curve as a table       worldloop curve --run runs/Franka-Push-v0/<date_time>
   list     print the registered tasks
 
 `worldloop <command> --help` documents every option of a command.
 """
-COMMANDS = ("train", "play", "export", "bench", "expert", "list")
+COMMANDS = ("train", "play", "export", "bench", "expert", "curve", "list")
 
 
 def cmd_list(argv: list[str]) -> None:
@@ -47,6 +48,8 @@ def main(argv: list[str] | None = None) -> None:
         from worldloop.scripts.bench import main as run
     elif cmd == "expert":
         from worldloop.policies.scripted import main as run
+    elif cmd == "curve":
+        from worldloop.scripts.curve import main as run
     else:
         run = cmd_list
     from worldloop.policies.runner import CheckpointError

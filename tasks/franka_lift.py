@@ -6,16 +6,19 @@ Observations (``policy`` = ``critic``, 31 + action_dim values): arm joint positi
     cube orientation (4) [wxyz], cube minus grip position (3) [m], goal position (3) [m], goal minus
     cube position (3) [m], previous action (action_dim). Positions are in the world frame, which is
     the robot base frame.
-Actions: ``action_space="joint_pos"`` (8, default) or ``"ee_delta"`` (7), see ``envs/actions.py``;
-    the last value opens (> 0) or closes the gripper.
+Actions: ``action_space="ee_pos"`` (5, default: grip displacement of up to 1.6 cm and yaw change of up
+    to 0.1 rad per step, hand pointing down), ``"joint_pos"``, ``"joint_delta"`` (8) or ``"ee_delta"`` (7),
+    see ``envs/actions.py``; the last value opens (> 0) or closes the gripper.
 Reward (per policy step, weights in ``LiftCfg.weights``), with ``d`` the cube-to-goal distance [m]:
     ``reach = 1 - tanh(|grip - cube| / 0.1)``; ``grasp`` = geometric grasp (``rewards.grasped``);
     ``lift`` = fraction of 4 cm the cube has risen; ``goal = lifted * (1 - tanh(d / 0.3))``;
     ``goal_fine = lifted * (1 - tanh(d / 0.05))``; ``action_rate`` and ``joint_vel`` penalties.
 Success: ``d < 3 cm`` and the cube is grasped. Episodes last 5 s (250 steps at 50 Hz).
-Reset: arm at ``home`` plus uniform joint noise; cube uniform in a 20 x 30 cm area, any yaw; goal
+Reset: arm with the grip 15 cm above the table at x = 0.4 m (``start_grip_pos``) plus uniform joint
+    noise; cube uniform in a 20 x 30 cm area, any yaw; goal
     uniform in a box 15-35 cm above the table.
-Expert (``expert()``): above the cube, down, close, carry to the goal; re-grasp if the cube is lost.
+Control runs at 50 Hz: at 20 Hz the step-held servo targets jerk a held cube out of the pads.
+Expert (``expert()``): above the cube, down, close, carry the cube to the goal; re-grasp if it is lost.
 
 Version history:
     v0: first release.
@@ -32,6 +35,7 @@ from worldloop import rewards
 from worldloop.envs.actions import FrankaActionsCfg, FrankaArm, nearest_yaw
 from worldloop.envs.kinematics import quat_from_yaw, yaw_of
 from worldloop.envs.randomization import RandTerm, manipulation_preset
+from worldloop.policies.ppo import PPOCfg, TrainDefaults
 from worldloop.policies.scripted import PhaseMachine, Waypoint
 from worldloop.tasks.base import Task, TaskCfg
 from worldloop.tasks.registry import register_task
@@ -42,8 +46,12 @@ CUBE_HALF = 0.025  # [m] half edge of the cube in franka_cube.xml
 @dataclass(kw_only=True)
 class LiftCfg(TaskCfg, FrankaActionsCfg):
     scene: str = "franka_cube.xml"
-    decimation: int = 4  # 5 ms physics, 50 Hz policy
+    decimation: int = 4  # 5 ms physics, 50 Hz policy (at 20 Hz the step-held targets jerk the cube out of the grip)
     episode_length_s: float = 5.0
+    action_space: str = "ee_pos"
+    ee_pos_scale: float = 0.016
+    ee_rot_scale: float = 0.1
+    start_grip_pos: tuple[float, float, float] | None = (0.4, 0.0, 0.15)
     joint_noise: float = 0.05
     """[rad] half-width of the uniform noise added to the arm's ``home`` joints at reset."""
     cube_low: tuple[float, float] = (0.4, -0.15)
@@ -75,6 +83,10 @@ class LiftCfg(TaskCfg, FrankaActionsCfg):
 class FrankaLift(Task[LiftCfg]):
     """Grasp a cube and hold it within 3 cm of a goal in the air."""
 
+    train_defaults = TrainDefaults(
+        num_envs=1024, max_iterations=1500, ppo=PPOCfg(init_noise_std=0.5, entropy_coef=0.005, gamma=0.98)
+    )
+
     def __init__(self, cfg: LiftCfg, env) -> None:
         super().__init__(cfg, env)
         self.arm = self.action_term = FrankaArm(env, cfg)
@@ -86,7 +98,7 @@ class FrankaLift(Task[LiftCfg]):
 
     def reset(self, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         n, cfg, env = self.num_envs, self.cfg, self.env
-        qpos = self.arm.home.expand(n, -1).clone()
+        qpos = self.arm.start.expand(n, -1).clone()
         qpos[:, self.arm.q_ids] += env.rand(n, 7, low=-cfg.joint_noise, high=cfg.joint_noise)
         xy = env.rand(n, 2, low=self.cube_lo, high=self.cube_hi)
         yaw = env.rand(n, low=-math.pi, high=math.pi)
@@ -148,7 +160,8 @@ class FrankaLift(Task[LiftCfg]):
         # The cube looks the same every quarter turn: grasp across the nearest pair of faces.
         yaw = nearest_yaw(yaw_of(quat), self.arm.grip_yaw(), math.pi / 2)
         up = torch.tensor([0.0, 0.0, 0.1], device=self.device)
-        lost = (self.fsm.phase >= 3) & (rewards.distance(self.arm.grip_pos_w(), pos) > 0.04)
+        grip = self.arm.grip_pos_w()
+        lost = (self.fsm.phase >= 3) & (rewards.distance(grip, pos) > 0.04)
         self.fsm.goto(lost, 0)
         return self.fsm.act(
             self.arm,
@@ -156,6 +169,7 @@ class FrankaLift(Task[LiftCfg]):
                 Waypoint(pos=pos + up, yaw=yaw, close=False, tol=0.015),
                 Waypoint(pos=pos, yaw=yaw, close=False, tol=0.006, speed=0.3),
                 Waypoint(pos=pos, yaw=yaw, close=True, tol=1.0, wait=0.24),
-                Waypoint(pos=self.goal_pos_w, yaw=yaw, close=True, tol=0.0, speed=0.4),
+                # Carry so that the cube (not the grip site) ends at the goal: it may hang a little low.
+                Waypoint(pos=self.goal_pos_w + grip - pos, yaw=yaw, close=True, tol=0.0, speed=0.4),
             ],
         )

@@ -1,19 +1,24 @@
 """Franka-Push-v0: push a cube across the table to a goal region.
 
 Scene: ``franka_cube.xml``, a 5 cm, 0.1 kg cube on the table (top face z = 0).
-Observations (``policy`` = ``critic``, 31 + action_dim values): arm joint positions relative to
+Observations (``policy`` = ``critic``, 34 + action_dim values): arm joint positions relative to
     ``home`` (7) [rad], arm joint velocities (7) [rad/s], finger opening (1) [m], cube position (3) [m],
-    cube orientation (4) [wxyz], cube minus grip position (3) [m], goal position (3) [m], goal minus
-    cube position (3) [m], previous action (action_dim). World frame = robot base frame.
-Actions: ``action_space="joint_pos"`` (8, default) or ``"ee_delta"`` (7), see ``envs/actions.py``;
-    the last value opens (> 0) or closes the gripper (closed fingers make a firmer pusher).
+    cube orientation (4) [wxyz], cube minus grip position (3) [m], push pose minus grip position (3) [m],
+    goal position (3) [m], goal minus cube position (3) [m], previous action (action_dim). World frame =
+    robot base frame.
+Actions: ``action_space="ee_pos"`` (5, default: grip displacement of up to 4 cm and yaw change of up to
+    0.25 rad per step, hand pointing down), ``"joint_pos"``, ``"joint_delta"`` (8) or ``"ee_delta"`` (7),
+    see ``envs/actions.py``; the last value opens (> 0) or closes the gripper (closed fingers make a
+    firmer pusher).
 Reward (per policy step, weights in ``PushCfg.weights``), with ``d`` the cube-to-goal distance [m]:
     ``reach = 1 - tanh(|grip - push_pose| / 0.2)`` with ``push_pose`` 1.5 cm behind the cube's face on the
     line to the goal, 2 cm above the table; ``push = 1 - tanh(d / 0.1)``; ``push_fine = 1 - tanh(d / 0.02)``;
     ``success`` = 1 while successful; ``action_rate`` and ``joint_vel`` penalties.
 Success: ``d < 3 cm`` (the goal is a point on the table at the cube's resting height).
-Episodes last 6 s (300 steps at 50 Hz).
-Reset: arm at ``home`` plus uniform joint noise; cube uniform in a 20 x 30 cm area, any yaw; goal
+Episodes last 5 s (100 steps at 20 Hz: the short horizon is what lets PPO credit a push to the steps
+    that made it).
+Reset: arm with the grip 15 cm above the table at x = 0.4 m (``start_grip_pos``) plus uniform joint
+    noise; cube uniform in a 20 x 30 cm area, any yaw; goal
     10-20 cm from the cube in a uniform direction, kept inside a 35 x 60 cm area of the table.
 Expert (``expert()``): closed fingers come down behind the cube on the goal line and push, re-aiming
     at the cube every step; start over from above if the cube slips off the pusher.
@@ -85,7 +90,7 @@ class FrankaPush(Task[PushCfg]):
     """Push a cube to within 3 cm of a goal on the table."""
 
     train_defaults = TrainDefaults(
-        num_envs=1024, max_iterations=750, ppo=PPOCfg(init_noise_std=0.5, entropy_coef=0.0, gamma=0.9)
+        num_envs=1024, max_iterations=750, ppo=PPOCfg(init_noise_std=0.5, entropy_coef=0.005, gamma=0.9)
     )
 
     def __init__(self, cfg: PushCfg, env) -> None:

@@ -82,6 +82,16 @@ def test_train_smoke_writes_a_complete_run(tmp_path):
     assert cfg["env"]["episode_length_s"] == 2.0 and cfg["train"]["num_envs"] == 32
     ev = json.loads((run_dir / "eval.json").read_text())
     assert ev["episodes"] == 32 and 0.0 <= ev["success_rate"] <= 1.0
+    # The learning curve as a table, read back from the same event file.
+    from worldloop.scripts.curve import read_curve
+
+    rows = read_curve(run_dir)
+    assert [r["it"] for r in rows] == [0, 1, 2]
+    returns = acc.Scalars("Episode/return")
+    assert [r["return"] for r in rows if "return" in r] == pytest.approx([e.value for e in returns])
+    assert all(0.0 <= r["minutes"] < 5.0 for r in rows)
+    table = run("curve", "--run", str(run_dir), "--every", "1", "--target", "2.0").stdout
+    assert len(table.splitlines()) == 1 + 3 + 1 and "never reached 200%" in table
 
 
 def test_bench_reports_ratio_to_raw_physics():

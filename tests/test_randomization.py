@@ -283,6 +283,23 @@ def test_curriculum_widens_ranges_when_success_is_high_and_is_logged():
     assert "curriculum/mass" in env.pop_episode_stats()
 
 
+def test_randomizer_state_round_trips_generator_and_curriculum():
+    """A resumed run (the runner saves ``state_dict`` in every checkpoint) draws what the first would."""
+    terms = {"mass": RandTerm(kind="body_mass", targets="cube", range=(0.9, 1.1), max_range=(0.5, 3.0))}
+    a, b = make(terms), make(terms)
+    for _ in range(2 * CURRICULUM_WINDOW):
+        a.randomizer.update_curriculum(0.95)
+    a.randomizer.update_curriculum(0.5)
+    state = a.randomizer.state_dict()
+    b.randomizer.load_state_dict(state)
+    assert b.randomizer.ranges() == a.randomizer.ranges() != make(terms).randomizer.ranges()
+    assert b.randomizer._recent == a.randomizer._recent == [0.5]
+    all_envs = torch.ones(a.num_envs, dtype=torch.bool)
+    a.randomizer.reset(all_envs, a.qpos.clone(), a.qvel.clone())
+    b.randomizer.reset(all_envs, b.qpos.clone(), b.qvel.clone())
+    torch.testing.assert_close(b.randomizer.values()["mass"], a.randomizer.values()["mass"], rtol=0, atol=0)
+
+
 def test_command_line_overrides_of_a_preset():
     terms = apply_overrides(ReachCfg().randomization, [
         "actuator_kp.range=0.5,1.5", "actuator_kp.dist=log_uniform", "obs_noise=off",

@@ -12,6 +12,7 @@ import torch
 
 import worldloop
 from worldloop import rewards
+from worldloop.envs.actions import down_quat
 from worldloop.envs.batched_env import load_scene
 from worldloop.envs.kinematics import ForwardKinematics, JointGravity, SiteJacobian
 
@@ -151,8 +152,19 @@ def test_site_jacobian_and_gravity_match_mujoco():
         np.testing.assert_allclose(grav[i].numpy(), d.qfrc_bias[:7], atol=1e-8)
 
 
+@pytest.mark.parametrize("action_space", ["joint_pos", "joint_delta", "ee_delta"])
+def test_expert_works_in_every_action_space(action_space):
+    """The experts are written once, in grip poses; every action space carries them out."""
+    from worldloop.policies.scripted import evaluate_expert
+
+    result = evaluate_expert("Franka-Lift-v0", num_envs=12, num_episodes=12, seed=1, action_space=action_space)
+    assert result.success_rate >= 10 / 12, f"Lift expert with {action_space}: {result}"
+
+
 def test_zero_joint_action_holds_home_without_sagging():
-    env = worldloop.make("Franka-Lift-v0", num_envs=2, seed=0, joint_noise=0.0)
+    env = worldloop.make(
+        "Franka-Lift-v0", num_envs=2, seed=0, joint_noise=0.0, action_space="joint_pos", start_grip_pos=None
+    )
     env.reset()
     home = env.task.arm.grip_pos_w().clone()
     for _ in range(50):
@@ -167,14 +179,51 @@ def test_ee_delta_moves_the_grip_by_the_commanded_displacement():
     start = env.task.arm.grip_pos_w().clone()
     quat = env.task.arm.grip_quat_w().clone()
     act = torch.zeros(2, 7)
-    act[:, 0], act[:, 2], act[:, 6] = 0.5, -0.5, 1.0  # +1 cm x, -1 cm z per step, gripper open
+    act[:, 0], act[:, 2], act[:, 6] = 0.5, 0.5, 1.0  # +1 cm x, +1 cm z per step, gripper open
     for _ in range(10):
         env.step(act)
     for _ in range(25):  # let the servos settle
         env.step(torch.cat((torch.zeros(2, 6), torch.ones(2, 1)), -1))
     moved = env.task.arm.grip_pos_w() - start
-    torch.testing.assert_close(moved, torch.tensor([[0.1, 0.0, -0.1]] * 2), atol=5e-3, rtol=0)
+    torch.testing.assert_close(moved, torch.tensor([[0.1, 0.0, 0.1]] * 2), atol=5e-3, rtol=0)
     assert rewards.orientation_error(env.task.arm.grip_quat_w(), quat).max() < 0.02
+
+
+def test_zero_joint_delta_holds_the_start_pose():
+    env = worldloop.make("Franka-Lift-v0", num_envs=2, seed=0, joint_noise=0.0, action_space="joint_delta")
+    env.reset()
+    start = env.task.arm.grip_pos_w().clone()
+    torch.testing.assert_close(start, torch.tensor([[0.4, 0.0, 0.15]] * 2), atol=3e-3, rtol=0)
+    for _ in range(50):
+        env.step(torch.zeros(2, 8))
+    assert (env.task.arm.grip_pos_w() - start).norm(dim=-1).max() < 2e-3
+    act = torch.zeros(2, 8)
+    act[:, 0] = 1.0  # joint 1 target +0.05 rad per step
+    env.step(act)
+    torch.testing.assert_close(env.task.arm.q_cmd[:, 0] - env.task.arm.start[0], torch.full((2,), 0.05))
+
+
+def test_ee_pos_moves_and_turns_the_hand_pointing_down():
+    env = worldloop.make("Franka-Lift-v0", num_envs=2, seed=0, joint_noise=0.0)
+    assert env.cfg.action_space == "ee_pos" and env.action_dim == 5
+    env.reset()
+    arm = env.task.arm
+    start, yaw0 = arm.grip_pos_w().clone(), arm.grip_yaw().clone()
+    act = torch.zeros(2, 5)
+    act[:, 1], act[:, 2], act[:, 3], act[:, 4] = 0.5, 0.5, 1.0, 1.0  # +8 mm y, +8 mm z, +0.1 rad yaw per step
+    for _ in range(10):
+        env.step(act)
+    for _ in range(25):  # let the servos settle
+        env.step(torch.cat((torch.zeros(2, 4), torch.ones(2, 1)), -1))
+    torch.testing.assert_close(arm.grip_pos_w() - start, torch.tensor([[0.0, 0.08, 0.08]] * 2), atol=5e-3, rtol=0)
+    torch.testing.assert_close(arm.grip_yaw() - yaw0, torch.ones(2), atol=0.02, rtol=0)
+    down = rewards.orientation_error(arm.grip_quat_w(), down_quat(arm.grip_yaw()))
+    assert down.max() < 0.02, f"hand tilted by {down.max():.3f} rad"
+
+
+def test_start_pose_out_of_reach_is_refused():
+    with pytest.raises(ValueError, match="start_grip_pos"):
+        worldloop.make("Franka-Lift-v0", num_envs=2, start_grip_pos=(1.5, 0.0, 0.1))
 
 
 def test_reward_terms_are_batched_and_bounded():
