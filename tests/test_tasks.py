@@ -173,19 +173,20 @@ def test_zero_joint_action_holds_home_without_sagging():
 
 
 def test_ee_delta_moves_the_grip_by_the_commanded_displacement():
-    env = worldloop.make("Franka-Lift-v0", num_envs=2, seed=0, action_space="ee_delta")
+    env = worldloop.make("Franka-Lift-v0", num_envs=2, seed=0, action_space="ee_delta", start_grip_pos=None)
     assert env.action_dim == 7
     env.reset()
     start = env.task.arm.grip_pos_w().clone()
     quat = env.task.arm.grip_quat_w().clone()
     act = torch.zeros(2, 7)
-    act[:, 0], act[:, 2], act[:, 6] = 0.5, 0.5, 1.0  # +1 cm x, +1 cm z per step, gripper open
+    act[:, 0], act[:, 2], act[:, 6] = 0.5, -0.5, 1.0  # +x, -z from home, gripper open
     for _ in range(10):
         env.step(act)
     for _ in range(25):  # let the servos settle
         env.step(torch.cat((torch.zeros(2, 6), torch.ones(2, 1)), -1))
     moved = env.task.arm.grip_pos_w() - start
-    torch.testing.assert_close(moved, torch.tensor([[0.1, 0.0, 0.1]] * 2), atol=5e-3, rtol=0)
+    step = 5 * env.cfg.ee_pos_scale  # 10 steps of half the scale
+    torch.testing.assert_close(moved, torch.tensor([[step, 0.0, -step]] * 2), atol=5e-3, rtol=0)
     assert rewards.orientation_error(env.task.arm.grip_quat_w(), quat).max() < 0.02
 
 
@@ -210,13 +211,13 @@ def test_ee_pos_moves_and_turns_the_hand_pointing_down():
     arm = env.task.arm
     start, yaw0 = arm.grip_pos_w().clone(), arm.grip_yaw().clone()
     act = torch.zeros(2, 5)
-    act[:, 1], act[:, 2], act[:, 3], act[:, 4] = 0.5, 0.5, 1.0, 1.0  # +8 mm y, +8 mm z, +0.1 rad yaw per step
+    act[:, 1], act[:, 2], act[:, 3], act[:, 4] = 0.5, 0.5, 0.3, 1.0  # +8 mm y, +8 mm z, +0.03 rad yaw per step
     for _ in range(10):
         env.step(act)
     for _ in range(25):  # let the servos settle
         env.step(torch.cat((torch.zeros(2, 4), torch.ones(2, 1)), -1))
     torch.testing.assert_close(arm.grip_pos_w() - start, torch.tensor([[0.0, 0.08, 0.08]] * 2), atol=5e-3, rtol=0)
-    torch.testing.assert_close(arm.grip_yaw() - yaw0, torch.ones(2), atol=0.02, rtol=0)
+    torch.testing.assert_close(arm.grip_yaw() - yaw0, torch.full((2,), 0.3), atol=0.03, rtol=0)
     down = rewards.orientation_error(arm.grip_quat_w(), down_quat(arm.grip_yaw()))
     assert down.max() < 0.02, f"hand tilted by {down.max():.3f} rad"
 
