@@ -1,13 +1,14 @@
 """Franka-Push-v0: push a cube across the table to a goal region.
 
 Scene: ``franka_cube.xml``, a 5 cm, 0.1 kg cube on the table (top face z = 0).
-Observations (``policy`` = ``critic``, 34 + action_dim values): arm joint positions relative to
+Observations (``policy`` = ``critic``, 37 + action_dim values): arm joint positions relative to
     ``home`` (7) [rad], arm joint velocities (7) [rad/s], finger opening (1) [m], cube position (3) [m],
-    cube orientation (4) [wxyz], cube minus grip position (3) [m], push pose minus grip position (3) [m],
+    cube orientation (4) [wxyz], cube linear velocity (3) [m/s] (to stop it at the goal), cube minus grip
+    position (3) [m], push pose minus grip position (3) [m],
     goal position (3) [m], goal minus cube position (3) [m], previous action (action_dim). World frame =
     robot base frame.
-Actions: ``action_space="ee_pos"`` (5, default: grip displacement of up to 4 cm and yaw change of up to
-    0.25 rad per step, hand pointing down), ``"joint_pos"``, ``"joint_delta"`` (8) or ``"ee_delta"`` (7),
+Actions: ``action_space="ee_pos"`` (5, default: grip displacement of up to 2.5 cm and yaw change of up
+    to 0.25 rad per step, hand pointing down), ``"joint_pos"``, ``"joint_delta"`` (8) or ``"ee_delta"`` (7),
     see ``envs/actions.py``; the last value opens (> 0) or closes the gripper (closed fingers make a
     firmer pusher).
 Reward (per policy step, weights in ``PushCfg.weights``), with ``d`` the cube-to-goal distance [m]:
@@ -18,8 +19,9 @@ Success: ``d < 3 cm`` (the goal is a point on the table at the cube's resting he
 Episodes last 5 s (100 steps at 20 Hz: the short horizon is what lets PPO credit a push to the steps
     that made it).
 Reset: arm with the grip 15 cm above the table at x = 0.4 m (``start_grip_pos``) plus uniform joint
-    noise; cube uniform in a 20 x 30 cm area, any yaw; goal
-    10-20 cm from the cube in a uniform direction, kept inside a 35 x 60 cm area of the table.
+    noise; cube uniform in a 20 x 30 cm area, any yaw; goal 10-20 cm from the cube, in a direction
+    within 60 degrees of straight away from the robot (``goal_heading``; ManiSkill's PushCube pushes
+    straight ahead), kept inside a 35 x 60 cm area of the table.
 Expert (``expert()``): closed fingers come down behind the cube on the goal line and push, re-aiming
     at the cube every step; start over from above if the cube slips off the pusher.
 
@@ -54,7 +56,7 @@ class PushCfg(TaskCfg, FrankaActionsCfg):
     decimation: int = 10  # 5 ms physics, 20 Hz policy
     episode_length_s: float = 5.0
     action_space: str = "ee_pos"
-    ee_pos_scale: float = 0.04
+    ee_pos_scale: float = 0.025  # 0.5 m/s at most: a faster hand strikes the cube past the goal
     ee_rot_scale: float = 0.25
     start_grip_pos: tuple[float, float, float] | None = (0.4, 0.0, 0.15)
     joint_noise: float = 0.05
@@ -65,6 +67,9 @@ class PushCfg(TaskCfg, FrankaActionsCfg):
     """[m] upper corner (x, y) of the cube's start area."""
     goal_distance: tuple[float, float] = (0.1, 0.2)
     """[m] range of the goal's distance from the cube's start."""
+    goal_heading: tuple[float, float] = (-math.pi / 3, math.pi / 3)
+    """[rad] range of the goal's direction from the cube's start, about +x (straight away from the robot);
+    ``(-math.pi, math.pi)`` puts it anywhere around the cube, which includes pulling it back over its far side."""
     goal_low: tuple[float, float] = (0.35, -0.3)
     """[m] lower corner (x, y) of the area goals are clamped to."""
     goal_high: tuple[float, float] = (0.7, 0.3)
@@ -90,13 +95,14 @@ class FrankaPush(Task[PushCfg]):
     """Push a cube to within 3 cm of a goal on the table."""
 
     train_defaults = TrainDefaults(
-        num_envs=1024, max_iterations=750, ppo=PPOCfg(init_noise_std=0.5, entropy_coef=0.005, gamma=0.9)
+        num_envs=1024, max_iterations=700, ppo=PPOCfg(init_noise_std=0.5, entropy_coef=0.005, gamma=0.9)
     )
 
     def __init__(self, cfg: PushCfg, env) -> None:
         super().__init__(cfg, env)
         self.arm = self.action_term = FrankaArm(env, cfg)
         self.cube_q = env.joint_qpos_ids(["cube_joint"])[0] + torch.arange(7, device=self.device)
+        self.cube_v = env.joint_qvel_ids(["cube_joint"])[0] + torch.arange(3, device=self.device)  # linear, world
         names = ("cube_low", "cube_high", "goal_low", "goal_high")
         self.lims = {k: torch.tensor(getattr(cfg, k), device=self.device) for k in names}
         self.goal_pos_w = torch.zeros(self.num_envs, 3, device=self.device)
@@ -110,7 +116,7 @@ class FrankaPush(Task[PushCfg]):
         yaw = env.rand(n, low=-math.pi, high=math.pi)
         z = torch.full((n, 1), CUBE_HALF, device=self.device)
         qpos[:, self.cube_q] = torch.cat((xy, z, quat_from_yaw(yaw)), dim=-1)
-        heading = env.rand(n, low=-math.pi, high=math.pi)
+        heading = env.rand(n, low=cfg.goal_heading[0], high=cfg.goal_heading[1])
         dist = env.rand(n, 1, low=cfg.goal_distance[0], high=cfg.goal_distance[1])
         goal = xy + dist * torch.stack((torch.cos(heading), torch.sin(heading)), dim=-1)
         goal = torch.cat((torch.maximum(torch.minimum(goal, lims["goal_high"]), lims["goal_low"]), z), dim=-1)
@@ -127,7 +133,8 @@ class FrankaPush(Task[PushCfg]):
         goal = self.goal_pos_w
         grip = self.arm.grip_pos_w()
         push = self._push_pose(pos) - grip
-        obs = torch.cat((self.arm.proprio(), pos, quat, pos - grip, push, goal, goal - pos, self.env.actions), dim=-1)
+        vel = self.env.qvel[:, self.cube_v]
+        obs = torch.cat((self.arm.proprio(), pos, quat, vel, pos - grip, push, goal, goal - pos, self.env.actions), -1)
         return {"policy": obs, "critic": obs}
 
     def _push_pose(self, cube: torch.Tensor) -> torch.Tensor:
