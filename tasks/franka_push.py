@@ -99,6 +99,10 @@ class FrankaPush(Task[PushCfg]):
     )
 
     def __init__(self, cfg: PushCfg, env) -> None:
+        for name in ("goal_distance", "goal_heading"):
+            lo_hi = getattr(cfg, name)
+            if len(lo_hi) != 2 or not lo_hi[0] <= lo_hi[1]:
+                raise ValueError(f"PushCfg.{name} must be (low, high) with low <= high, got {lo_hi!r}")
         super().__init__(cfg, env)
         self.arm = self.action_term = FrankaArm(env, cfg)
         self.cube_q = env.joint_qpos_ids(["cube_joint"])[0] + torch.arange(7, device=self.device)

@@ -4,6 +4,7 @@ tasks share (differential IK, gravity compensation, action spaces, reward terms)
 from __future__ import annotations
 
 import importlib
+import math
 
 import mujoco
 import numpy as np
@@ -225,6 +226,19 @@ def test_ee_pos_moves_and_turns_the_hand_pointing_down():
 def test_start_pose_out_of_reach_is_refused():
     with pytest.raises(ValueError, match="start_grip_pos"):
         worldloop.make("Franka-Lift-v0", num_envs=2, start_grip_pos=(1.5, 0.0, 0.1))
+
+
+def test_push_goals_lie_ahead_of_the_cube():
+    env = worldloop.make("Franka-Push-v0", num_envs=256, seed=3)
+    env.reset()
+    to_goal = env.task.goal_pos_w[:, :2] - env.task._cube()[0][:, :2]
+    heading = torch.atan2(to_goal[:, 1], to_goal[:, 0])
+    # Clamping a goal into the table area shortens it but never turns it past 60 degrees.
+    assert heading.abs().max() <= math.pi / 3 + 1e-4, heading.abs().max()
+    assert heading.min() < -0.8 and heading.max() > 0.8  # the whole cone is used
+    assert to_goal.norm(dim=-1).min() > env.cfg.success_threshold  # no episode starts solved
+    with pytest.raises(ValueError, match="goal_heading"):
+        worldloop.make("Franka-Push-v0", num_envs=2, goal_heading=(1.0, -1.0))
 
 
 def test_reward_terms_are_batched_and_bounded():
