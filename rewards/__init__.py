@@ -68,7 +68,9 @@ def ramp(x: torch.Tensor, start: float, end: float) -> torch.Tensor:
 
 def lift_height(z: torch.Tensor, rest_z: float, height: float) -> torch.Tensor:
     """Fraction ``(N,)`` in ``[0, 1]`` of the lift height ``height`` [m] an object at height ``z`` ``(N,)`` [m]
-    has risen above its resting height ``rest_z`` [m]."""
+    has risen above ``rest_z`` [m]. Pass the highest height at which the object can rest on the table by
+    itself (a cube standing on a corner: half edge x sqrt(3)); from its plain resting height, a policy
+    learns to tip the object onto an edge for a share of the reward."""
     return ramp(z, rest_z, rest_z + height)
 
 

@@ -11,7 +11,8 @@ Actions: ``action_space="ee_pos"`` (5, default: grip displacement of up to 1.6 c
     see ``envs/actions.py``; the last value opens (> 0) or closes the gripper.
 Reward (per policy step, weights in ``LiftCfg.weights``), with ``d`` the cube-to-goal distance [m]:
     ``reach = 1 - tanh(|grip - cube| / 0.1)``; ``grasp`` = geometric grasp (``rewards.grasped``);
-    ``lift`` = fraction of 4 cm the cube has risen; ``goal = lifted * (1 - tanh(d / 0.3))``;
+    ``lift`` = fraction of 4 cm the cube has risen above 4.3 cm, the highest it can rest on the table (on a
+    corner: tipping it earns nothing); ``goal = lifted * (1 - tanh(d / 0.3))``;
     ``goal_fine = lifted * (1 - tanh(d / 0.05))``; ``action_rate`` and ``joint_vel`` penalties.
 Success: ``d < 3 cm`` and the cube is grasped. Episodes last 5 s (250 steps at 50 Hz).
 Reset: arm with the grip 15 cm above the table at x = 0.4 m (``start_grip_pos``) plus uniform joint
@@ -21,7 +22,8 @@ Control runs at 50 Hz: at 20 Hz the step-held servo targets jerk a held cube out
 Expert (``expert()``): above the cube, down, close, carry the cube to the goal; re-grasp if it is lost.
 
 Version history:
-    v0: first release.
+    v0: first release. Lift counts from the cube's highest resting pose (a run from its plain resting
+        height learned to tip the cube onto an edge).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from worldloop.tasks.base import Task, TaskCfg
 from worldloop.tasks.registry import register_task
 
 CUBE_HALF = 0.025  # [m] half edge of the cube in franka_cube.xml
+CUBE_TALLEST = CUBE_HALF * math.sqrt(3)  # [m] highest the cube's centre rests on the table: on a corner
 
 
 @dataclass(kw_only=True)
@@ -139,7 +142,7 @@ class FrankaLift(Task[LiftCfg]):
 
     def rewards(self) -> dict[str, torch.Tensor]:
         pos = self._cube()[0]
-        lifted = rewards.lift_height(pos[:, 2], CUBE_HALF, 0.04)
+        lifted = rewards.lift_height(pos[:, 2], CUBE_TALLEST, 0.04)
         return {
             "reach": rewards.distance_tanh(self.arm.grip_pos_w(), pos, std=0.1),
             "grasp": self._grasped(),

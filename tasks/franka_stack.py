@@ -9,8 +9,9 @@ Actions: ``action_space="joint_pos"`` (8, default) or ``"ee_delta"`` (7), see ``
     the last value opens (> 0) or closes the gripper.
 Reward (per policy step, weights in ``StackCfg.weights``), with ``t`` the stacking spot 5 cm above B:
     ``reach = 1 - tanh(|grip - A| / 0.1)``; ``grasp`` = A grasped (``rewards.grasped``); ``lift`` =
-    fraction of 4 cm A has risen; ``align = max(grasp, lift) * (1 - tanh(|A - t| / 0.1))``; ``stacked``
-    = A on B; ``released`` = A on B and the fingers open; ``action_rate`` and ``joint_vel`` penalties.
+    fraction of 4 cm A has risen above 4.3 cm (its highest resting pose, on a corner);
+    ``align = max(grasp, lift) * (1 - tanh(|A - t| / 0.1))``; ``stacked`` = A on B; ``released`` = A on B
+    and the fingers open; ``action_rate`` and ``joint_vel`` penalties.
 Success: A on B (centres within 2 cm horizontally and 5 mm of 5 cm vertically), the gripper open
     wider than the cube, both for the last ``stable_s`` (0.5 s). Episodes last 6 s (300 steps at 50 Hz).
 Reset: arm at ``home`` plus uniform joint noise; B uniform in a 10 x 20 cm area, A 10-15 cm from B in a
@@ -19,7 +20,7 @@ Expert (``expert()``): pick A (above, down, close, up), carry it above B, lower,
     start over if A is dropped on the way or falls off.
 
 Version history:
-    v0: first release.
+    v0: first release. Lift counts from A's highest resting pose, so tipping A earns nothing.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from worldloop.tasks.base import Task, TaskCfg
 from worldloop.tasks.registry import register_task
 
 CUBE_HALF = 0.025  # [m] half edge of both cubes in franka_stack.xml
+CUBE_TALLEST = CUBE_HALF * math.sqrt(3)  # [m] highest a cube's centre rests on the table: on a corner
 
 
 @dataclass(kw_only=True)
@@ -137,7 +139,7 @@ class FrankaStack(Task[StackCfg]):
     def rewards(self) -> dict[str, torch.Tensor]:
         self._advance_timer()
         a, _, b, _ = self._cubes()
-        grasp, lift = self._grasped(), rewards.lift_height(a[:, 2], CUBE_HALF, 0.04)
+        grasp, lift = self._grasped(), rewards.lift_height(a[:, 2], CUBE_TALLEST, 0.04)
         target = b + torch.tensor([0.0, 0.0, 2 * CUBE_HALF], device=self.device)
         on, released = self._stacked()
         return {
