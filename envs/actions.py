@@ -1,4 +1,4 @@
-"""Franka Panda actions: two action spaces, the gripper and differential IK, batched on the env's device.
+"""Franka Panda actions: four action spaces, the gripper and differential IK, batched on the env's device.
 
 Every Franka task uses :class:`FrankaArm` and mixes :class:`FrankaActionsCfg` into its config, so the
 action space is chosen by one config field, ``action_space``:
@@ -17,7 +17,8 @@ action space is chosen by one config field, ``action_space``:
   then moves the hand instead of tilting it, which is what makes PPO fast on the table-top tasks
   (robosuite's ``OSC_POSITION``, ManiSkill's ``pd_ee_delta_pos``).
 
-The last value is the gripper command in both: ``> 0`` opens (0.04 m per finger), ``<= 0`` closes.
+The last value is the gripper command in every space: ``> 0`` opens (0.04 m per finger), ``<= 0`` closes;
+with ``gripper="closed"`` there is no such value and the fingers stay closed.
 
 Position servos need a persistent target: a target equal to the measured joint positions gives no
 gravity compensation and the arm sinks. ``joint_delta`` and ``ee_delta`` therefore integrate their
@@ -80,6 +81,9 @@ class FrankaActionsCfg:
     start_grip_pos: tuple[float, float, float] | None = None
     """[m] grip site position (world frame, hand pointing down) the arm starts episodes at, solved by IK
     once; ``None`` starts at the scene's ``home`` keyframe. Available as ``FrankaArm.start``."""
+    gripper: Literal["policy", "closed"] = "policy"
+    """``policy``: the last action value opens (> 0) or closes the gripper; ``closed``: no gripper value, the
+    fingers stay closed (for tasks that start with the object in the hand, as Isaac Lab's Factory does)."""
     gravity_compensation: bool = True
     """Add the nominal arm's gravity torque / servo stiffness to the joint targets, so that a static
     target is reached instead of sagging by up to ~1 cm (the real Panda compensates gravity itself)."""
@@ -123,6 +127,8 @@ class FrankaArm:
     ):
         if cfg.action_space not in ACTION_SPACES:
             raise ValueError(f"action_space must be one of {ACTION_SPACES}, got {cfg.action_space!r}")
+        if cfg.gripper not in ("policy", "closed"):
+            raise ValueError(f"gripper must be 'policy' or 'closed', got {cfg.gripper!r}")
         self.env, self.cfg = env, cfg
         self.device, n = env.device, env.num_envs
         self.q_ids = env.joint_qpos_ids(ARM_JOINTS)
@@ -169,7 +175,7 @@ class FrankaArm:
     # ---- action spaces ------------------------------------------------------------------------
     @property
     def action_dim(self) -> int:
-        return {"ee_delta": 7, "ee_pos": 5}.get(self.cfg.action_space, 8)
+        return {"ee_delta": 7, "ee_pos": 5}.get(self.cfg.action_space, 8) - (self.cfg.gripper == "closed")
 
     def reset(self, mask: torch.Tensor, qpos: torch.Tensor, close: torch.Tensor | bool = False) -> None:
         """Start the command buffers of the envs in ``mask`` at the arm joints of ``qpos`` ``(N, nq)``."""
@@ -196,7 +202,10 @@ class FrankaArm:
             q_meas = self.env.qpos[:, self.q_ids]
             q = torch.minimum(torch.maximum(q, q_meas - cfg.ee_max_lead), q_meas + cfg.ee_max_lead)
         self._set_cmd(q)
-        self.close_cmd = actions[:, -1] <= 0.0
+        if cfg.gripper == "policy":
+            self.close_cmd = actions[:, -1] <= 0.0
+        else:
+            self.close_cmd = torch.ones_like(self.close_cmd)
         grip = torch.where(self.close_cmd, self.grip_lo, self.grip_hi)
         target = self.q_cmd
         if cfg.gravity_compensation:
@@ -293,7 +302,8 @@ class FrankaArm:
                 arm = (q - self.q_cmd) / cfg.joint_delta_scale
             else:
                 arm = (q - self.q_home) / cfg.joint_action_scale
-        return torch.cat((arm.clamp(-1.0, 1.0), grip), dim=-1)
+        arm = arm.clamp(-1.0, 1.0)
+        return torch.cat((arm, grip), dim=-1) if cfg.gripper == "policy" else arm
 
     # ---- state --------------------------------------------------------------------------------
     def proprio(self) -> torch.Tensor:

@@ -8,8 +8,9 @@ Observations (``policy`` = ``critic``, 28 + action_dim values): arm joint positi
     ``home`` (7) [rad], arm joint velocities (7) [rad/s], finger opening (1) [m], peg tip position (3)
     [m], peg axis (3) (unit vector), hole mouth position (3) [m], hole minus peg tip (3) [m], insertion
     depth (1) [m], previous action (action_dim). World frame = robot base frame.
-Actions: ``action_space="joint_pos"`` (8, default) or ``"ee_delta"`` (7), see ``envs/actions.py``;
-    the last value opens (> 0) or closes the gripper (keep it closed to hold the peg).
+Actions: ``action_space="joint_pos"`` (7, default), ``"joint_delta"`` (7), ``"ee_delta"`` (6) or ``"ee_pos"``
+    (4), see ``envs/actions.py``; the gripper stays closed on the peg (``gripper="closed"``; with
+    ``"policy"`` one more value opens or closes it, and exploration noise opens it in the first steps).
 Reward (per policy step, weights in ``PegCfg.weights``), with ``tip`` the peg's lower end and ``e`` its
     horizontal distance to the hole's axis [m]: ``approach = 1 - tanh(|tip - hole| / 0.1)``;
     ``align = exp(-e^2 / (2 * 0.005^2))``; ``insert = [e < 14 mm] * depth / 3 cm``; ``upright`` = peg
@@ -25,12 +26,14 @@ Expert (``expert()``): bring the peg's tip 4 cm above the hole, centre it within
     above the floor (pressing a peg that stands on the floor tilts it out).
 
 Version history:
-    v0: first release.
+    v0: first release. The gripper stays closed by default (with the policy opening it at random,
+        PPO dropped the peg within the first steps of every episode).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 
@@ -53,6 +56,7 @@ class PegCfg(TaskCfg, FrankaActionsCfg):
     scene: str = "franka_peg.xml"
     decimation: int = 4  # 5 ms physics, 50 Hz policy
     episode_length_s: float = 4.0
+    gripper: Literal["policy", "closed"] = "closed"
     joint_noise: float = 0.02
     """[rad] half-width of the uniform noise added to the arm's start joints at reset."""
     board_shift: tuple[float, float] = (0.05, 0.1)

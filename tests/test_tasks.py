@@ -228,6 +228,20 @@ def test_start_pose_out_of_reach_is_refused():
         worldloop.make("Franka-Lift-v0", num_envs=2, start_grip_pos=(1.5, 0.0, 0.1))
 
 
+def test_closed_gripper_has_no_gripper_value_and_keeps_the_peg():
+    env = worldloop.make("Franka-Peg-Insert-v0", num_envs=2, seed=0)
+    assert env.cfg.gripper == "closed" and env.action_dim == 7  # joint_pos without the gripper value
+    env.reset()
+    for _ in range(25):  # all +1: with a gripper value this would open the hand
+        env.step(torch.full((2, 7), 0.05))
+    assert env.task.arm.close_cmd.all()
+    assert env.task.arm.finger_opening().max() < 0.02  # still closed on the 12.5 mm peg radius
+    lift = worldloop.make("Franka-Lift-v0", num_envs=2, seed=0, gripper="closed")
+    assert lift.action_dim == 4 and lift.task.expert().shape == (2, 4)
+    with pytest.raises(ValueError, match="gripper"):
+        worldloop.make("Franka-Lift-v0", num_envs=2, gripper="open")
+
+
 def test_push_goals_lie_ahead_of_the_cube():
     env = worldloop.make("Franka-Push-v0", num_envs=256, seed=3)
     env.reset()
