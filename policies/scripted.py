@@ -149,7 +149,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--episodes", type=int, default=1000, help="seeded episodes per task")
     p.add_argument("--backend", default="mujoco", help="mujoco or newton")
     p.add_argument("--seed", type=int, default=0, help="seed of the env generator")
-    p.add_argument("--action-space", default=None, help="joint_pos, joint_delta or ee_delta (default: each task's own)")
+    p.add_argument(
+        "--action-space", default=None, help="joint_pos, joint_delta, ee_delta or ee_pos (default: each task's own)"
+    )
     args = p.parse_args(argv)
     for task in args.tasks:
         t0 = time.perf_counter()
