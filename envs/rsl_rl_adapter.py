@@ -19,9 +19,14 @@ class RslRlVecEnv(VecEnv):
     ``num_steps_per_env``) the env's episode statistics are put in ``extras["log"]``, where the
     runner's logger writes them to tensorboard with the randomization ranges in force: one host
     sync per iteration, not per step.
+
+    ``reward_scale`` multiplies the reward PPO learns from (:attr:`PPOCfg.reward_scale`); the
+    episode statistics in the log stay in the task's own units.
     """
 
-    def __init__(self, env: BatchedEnv, log_interval: int) -> None:
+    def __init__(self, env: BatchedEnv, log_interval: int, reward_scale: float = 1.0) -> None:
+        if not (reward_scale > 0 and reward_scale < float("inf")):
+            raise ValueError(f"reward_scale must be a positive finite number, got {reward_scale!r}")
         self.env = env
         self.num_envs = env.num_envs
         self.num_actions = env.action_dim
@@ -29,6 +34,7 @@ class RslRlVecEnv(VecEnv):
         self.device = env.device
         self.cfg = dataclasses.asdict(env.cfg)
         self.log_interval = log_interval
+        self.reward_scale = float(reward_scale)
         self._steps = 0
         self.last_stats: dict[str, float] = {}
 
@@ -58,6 +64,8 @@ class RslRlVecEnv(VecEnv):
             for term, (lo, hi) in self.env.randomizer.ranges().items():
                 extras["log"][f"Randomization/{term}_low"] = lo
                 extras["log"][f"Randomization/{term}_high"] = hi
+        if self.reward_scale != 1.0:
+            reward = reward * self.reward_scale
         return self._td(obs), reward, (terminated | truncated).long(), extras
 
 

@@ -43,6 +43,12 @@ class PPOCfg:
     """Value loss weight."""
     max_grad_norm: float = 1.0
     """Gradient norm clip."""
+    reward_scale: float = 1.0
+    """Factor on the env reward before PPO sees it (logged episode returns and terms stay unscaled).
+    rsl-rl clips each value update to ``clip_param`` in absolute units, so a critic facing returns in
+    the hundreds can only creep toward them; Isaac Lab and mjlab weight rewards per second (times the
+    step ``dt``) for the same reason. Setting the step ``dt`` here does the same without changing the
+    task's reward."""
 
     def to_rsl_rl(self, *, save_interval: int, run_name: str = "") -> dict:
         """The ``train_cfg`` dict ``rsl_rl.runners.OnPolicyRunner`` expects."""

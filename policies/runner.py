@@ -145,8 +145,10 @@ class Runner(OnPolicyRunner):
         steps_per_s = (
             self.cfg["num_steps_per_env"] * self.env.num_envs * lg.gpu_world_size / (collect_time + learn_time)
         )
-        ret = statistics.mean(lg.rewbuffer) if lg.rewbuffer else float("nan")
-        success = getattr(self.env, "last_stats", {}).get("success", float("nan"))
+        stats = getattr(self.env, "last_stats", {})
+        # The task's own return (rsl-rl's buffer holds the reward PPO saw, times ``reward_scale``).
+        ret = stats.get("return", statistics.mean(lg.rewbuffer) if lg.rewbuffer else float("nan"))
+        success = stats.get("success", float("nan"))
         line = (
             f"it {it + 1:>5}/{total_it}  steps {lg.tot_timesteps:>11,}  {steps_per_s:>8,.0f} steps/s  "
             f"return {ret:8.2f}  success {100 * success:5.1f}%  "

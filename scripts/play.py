@@ -53,7 +53,7 @@ def load_run(
         seed=seed,
         cfg=task_cfg,
     )
-    vec = RslRlVecEnv(env, log_interval=cfg.agent.num_steps_per_env)
+    vec = RslRlVecEnv(env, log_interval=cfg.agent.num_steps_per_env, reward_scale=cfg.agent.reward_scale)
     runner = Runner(vec, cfg.agent.to_rsl_rl(save_interval=cfg.save_interval), log_dir=None, device=str(env.device))
     runner.load(str(ckpt))
     return env, runner

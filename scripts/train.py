@@ -107,7 +107,7 @@ def train(cfg: TrainCfg, env_overrides: dict | None = None) -> dict:
         resolved = {"train": dataclasses.asdict(cfg), "env": dataclasses.asdict(task_cfg), "backend": env.backend_name}
         (run_dir / "config.json").write_text(json.dumps(resolved, indent=2))
 
-    vec = RslRlVecEnv(env, log_interval=cfg.agent.num_steps_per_env)
+    vec = RslRlVecEnv(env, log_interval=cfg.agent.num_steps_per_env, reward_scale=cfg.agent.reward_scale)
     runner = Runner(
         vec,
         cfg.agent.to_rsl_rl(save_interval=cfg.save_interval, run_name=cfg.run_name),

@@ -191,3 +191,25 @@ def test_torchrun_two_cpu_processes(tmp_path):
     (run_dir,) = (tmp_path / "Cartpole-v0").iterdir()  # rank 0 alone writes the run
     ev = json.loads((run_dir / "eval.json").read_text())
     assert ev["processes"] == 2 and ev["env_steps"] == 3 * 32 * 8 * 2
+
+
+def test_reward_scale_reaches_ppo_but_not_the_logged_returns():
+    from worldloop.envs.batched_env import BatchedEnv
+    from worldloop.envs.rsl_rl_adapter import RslRlVecEnv
+
+    def rollout(scale: float) -> tuple[torch.Tensor, dict]:
+        env = BatchedEnv("Cartpole-v0", num_envs=8, backend="mujoco", seed=3)
+        vec = RslRlVecEnv(env, log_interval=200, reward_scale=scale)
+        actions = torch.linspace(-1, 1, 8).unsqueeze(-1).expand(8, env.action_dim)
+        rewards = torch.stack([vec.step(actions)[1] for _ in range(200)])
+        return rewards, vec.last_stats
+
+    plain, plain_stats = rollout(1.0)
+    scaled, scaled_stats = rollout(0.02)
+    assert plain.abs().sum() > 0
+    torch.testing.assert_close(scaled, 0.02 * plain)
+    assert plain_stats["episodes"] > 0
+    assert scaled_stats["return"] == pytest.approx(plain_stats["return"])
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="reward_scale"):
+            RslRlVecEnv(BatchedEnv("Cartpole-v0", num_envs=2, backend="mujoco"), log_interval=1, reward_scale=bad)
