@@ -14,8 +14,8 @@ Reward (per policy step, weights in ``StackCfg.weights``), with ``t`` the stacki
     and the fingers open; ``action_rate`` and ``joint_vel`` penalties.
 Success: A on B (centres within 2 cm horizontally and 5 mm of 5 cm vertically), the gripper open
     wider than the cube, both for the last ``stable_s`` (0.5 s). Episodes last 6 s (300 steps at 50 Hz).
-Reset: arm at ``home`` plus uniform joint noise; B uniform in a 10 x 20 cm area, A 10-15 cm from B in a
-    uniform direction; both with any yaw.
+Reset: arm at ``home`` (or with the grip at ``start_grip_pos``, if set) plus uniform joint noise; B uniform
+    in a 10 x 20 cm area, A 10-15 cm from B in a uniform direction; both with any yaw.
 Expert (``expert()``): pick A (above, down, close, up), carry it above B, lower, open, back off;
     start over if A is dropped on the way or falls off.
 
@@ -91,7 +91,7 @@ class FrankaStack(Task[StackCfg]):
 
     def reset(self, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         n, cfg, env = self.num_envs, self.cfg, self.env
-        qpos = self.arm.home.expand(n, -1).clone()
+        qpos = self.arm.start.expand(n, -1).clone()
         qpos[:, self.arm.q_ids] += env.rand(n, 7, low=-cfg.joint_noise, high=cfg.joint_noise)
         b = env.rand(n, 2, low=self.base_lo, high=self.base_hi)
         heading = env.rand(n, low=-math.pi, high=math.pi)
