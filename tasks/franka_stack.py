@@ -10,7 +10,7 @@ Actions: ``action_space="joint_pos"`` (8, default) or ``"ee_delta"`` (7), see ``
 Reward (per policy step, weights in ``StackCfg.weights``), with ``t`` the stacking spot 5 cm above B:
     ``reach = 1 - tanh(|grip - A| / 0.1)``; ``grasp`` = A grasped (``rewards.grasped``); ``lift`` =
     fraction of 4 cm A has risen above 4.3 cm (its highest resting pose, on a corner);
-    ``align = max(grasp, lift) * (1 - tanh(|A - t| / 0.1))``; ``stacked`` = A on B; ``released`` = A on B
+    ``align = lift * (1 - tanh(|A - t| / 0.1))``; ``stacked`` = A on B; ``released`` = A on B
     and the fingers open; ``action_rate`` and ``joint_vel`` penalties.
 Success: A on B (centres within 2 cm horizontally and 5 mm of 5 cm vertically), the gripper open
     wider than the cube, both for the last ``stable_s`` (0.5 s). Episodes last 6 s (300 steps at 50 Hz).
@@ -20,7 +20,8 @@ Expert (``expert()``): pick A (above, down, close, up), carry it above B, lower,
     start over if A is dropped on the way or falls off.
 
 Version history:
-    v0: first release. Lift counts from A's highest resting pose, so tipping A earns nothing.
+    v0: first release. Lift counts from A's highest resting pose, so tipping A earns nothing; ``align``
+        pays only for a lifted A (gated by the grasp as well, PPO learned to drag A along the table).
 """
 
 from __future__ import annotations
@@ -146,7 +147,7 @@ class FrankaStack(Task[StackCfg]):
             "reach": rewards.distance_tanh(self.arm.grip_pos_w(), a, std=0.1),
             "grasp": grasp,
             "lift": lift,
-            "align": torch.maximum(grasp, lift) * rewards.distance_tanh(a, target, std=0.1),
+            "align": lift * rewards.distance_tanh(a, target, std=0.1),
             "stacked": on.float(),
             "released": released.float(),
             "action_rate": rewards.action_rate_l2(self.env.actions, self.env.prev_actions),
