@@ -8,8 +8,9 @@ Observations (``policy`` = ``critic``, 28 + action_dim values): arm joint positi
     ``home`` (7) [rad], arm joint velocities (7) [rad/s], finger opening (1) [m], peg tip position (3)
     [m], peg axis (3) (unit vector), hole mouth position (3) [m], hole minus peg tip (3) [m], insertion
     depth (1) [m], previous action (action_dim). World frame = robot base frame.
-Actions: ``action_space="joint_pos"`` (7, default), ``"joint_delta"`` (7), ``"ee_delta"`` (6) or ``"ee_pos"``
-    (4), see ``envs/actions.py``; the gripper stays closed on the peg (``gripper="closed"``; with
+Actions: ``action_space="ee_pos"`` (4, default: grip displacement of up to 1 cm and yaw change of up to
+    0.1 rad per step, hand pointing down), ``"joint_pos"`` (7), ``"joint_delta"`` (7) or ``"ee_delta"`` (6),
+    see ``envs/actions.py``; the gripper stays closed on the peg (``gripper="closed"``; with
     ``"policy"`` one more value opens or closes it, and exploration noise opens it in the first steps).
 Reward (per policy step, weights in ``PegCfg.weights``), with ``tip`` the peg's lower end and ``e`` its
     horizontal distance to the hole's axis [m]: ``approach = 1 - tanh(|tip - hole| / 0.1)``;
@@ -27,7 +28,8 @@ Expert (``expert()``): bring the peg's tip 4 cm above the hole, centre it within
 
 Version history:
     v0: first release. The gripper stays closed by default (with the policy opening it at random,
-        PPO dropped the peg within the first steps of every episode).
+        PPO dropped the peg within the first steps of every episode); ``ee_pos`` actions by default
+        (PPO: 100% after 300 iterations, against 0% with ``joint_pos`` after 150).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from worldloop import rewards
 from worldloop.envs.actions import FrankaActionsCfg, FrankaArm, down_quat
 from worldloop.envs.kinematics import quat_rotate
 from worldloop.envs.randomization import RandTerm, manipulation_preset
+from worldloop.policies.ppo import PPOCfg, TrainDefaults
 from worldloop.policies.scripted import PhaseMachine, Waypoint
 from worldloop.tasks.base import Task, TaskCfg
 from worldloop.tasks.registry import register_task
@@ -57,6 +60,8 @@ class PegCfg(TaskCfg, FrankaActionsCfg):
     decimation: int = 4  # 5 ms physics, 50 Hz policy
     episode_length_s: float = 4.0
     gripper: Literal["policy", "closed"] = "closed"
+    action_space: str = "ee_pos"
+    ee_pos_scale: float = 0.01  # [m] per step: at most 0.5 m/s, slow enough to centre within 1.5 mm
     joint_noise: float = 0.02
     """[rad] half-width of the uniform noise added to the arm's start joints at reset."""
     board_shift: tuple[float, float] = (0.05, 0.1)
@@ -85,6 +90,13 @@ class PegCfg(TaskCfg, FrankaActionsCfg):
 @register_task("Franka-Peg-Insert-v0", PegCfg)
 class FrankaPegInsert(Task[PegCfg]):
     """Insert a held peg into a hole with 3 mm of clearance, at least 80% deep."""
+
+    # PPO learns from the reward times the 0.02 s step (per-second weights, as in Isaac Lab).
+    train_defaults = TrainDefaults(
+        num_envs=1024,
+        max_iterations=300,
+        ppo=PPOCfg(init_noise_std=0.5, gamma=0.98, reward_scale=0.02),
+    )
 
     def __init__(self, cfg: PegCfg, env) -> None:
         super().__init__(cfg, env)
