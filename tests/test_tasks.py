@@ -229,7 +229,8 @@ def test_start_pose_out_of_reach_is_refused():
 
 
 def test_closed_gripper_has_no_gripper_value_and_keeps_the_peg():
-    env = worldloop.make("Franka-Peg-Insert-v0", num_envs=2, seed=0)
+    assert worldloop.make("Franka-Peg-Insert-v0", num_envs=2).action_dim == 4  # ee_pos: xyz + yaw, no gripper
+    env = worldloop.make("Franka-Peg-Insert-v0", num_envs=2, seed=0, action_space="joint_pos")
     assert env.cfg.gripper == "closed" and env.action_dim == 7  # joint_pos without the gripper value
     env.reset()
     for _ in range(25):  # all +1: with a gripper value this would open the hand
