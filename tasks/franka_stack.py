@@ -10,8 +10,8 @@ Actions: ``action_space="joint_pos"`` (8, default) or ``"ee_delta"`` (7), see ``
 Reward (per policy step, weights in ``StackCfg.weights``), with ``t`` the stacking spot 5 cm above B:
     ``reach = 1 - tanh(|grip - A| / 0.1)``; ``grasp`` = A grasped (``rewards.grasped``); ``lift`` =
     fraction of 4 cm A has risen above 4.3 cm (its highest resting pose, on a corner);
-    ``align = lift * (1 - tanh(|A - t| / 0.1))``; ``stacked`` = A on B; ``released`` = A on B
-    and the fingers open; ``action_rate`` and ``joint_vel`` penalties.
+    ``align = lift * (1 - tanh(|A - t| / 0.3))``; ``align_fine`` the same with 0.05; ``stacked`` = A on
+    B; ``released`` = A on B and the fingers open; ``action_rate`` and ``joint_vel`` penalties.
 Success: A on B (centres within 2 cm horizontally and 5 mm of 5 cm vertically), the gripper open
     wider than the cube, both for the last ``stable_s`` (0.5 s). Episodes last 6 s (300 steps at 50 Hz).
 Reset: arm at ``home`` (or with the grip at ``start_grip_pos``, if set) plus uniform joint noise; B uniform
@@ -21,7 +21,9 @@ Expert (``expert()``): pick A (above, down, close, up), carry it above B, lower,
 
 Version history:
     v0: first release. Lift counts from A's highest resting pose, so tipping A earns nothing; ``align``
-        pays only for a lifted A (gated by the grasp as well, PPO learned to drag A along the table).
+        pays only for a lifted A (gated by the grasp as well, PPO learned to drag A along the table)
+        and has a coarse and a fine kernel, as Lift's goal (with one 10 cm kernel, PPO lifted A high and
+        held it there).
 """
 
 from __future__ import annotations
@@ -63,7 +65,8 @@ class StackCfg(TaskCfg, FrankaActionsCfg):
             "reach": 1.0,  # first get the hand to cube A
             "grasp": 2.0,  # closing on A is the hard discovery; pay for it on its own
             "lift": 2.0,  # A must leave the table to go over B
-            "align": 5.0,  # carry A over B
+            "align": 5.0,  # carry A over B: a coarse pull that reaches from anywhere above the table
+            "align_fine": 5.0,  # the last centimetres: A must land within 2 cm of B's centre
             "stacked": 5.0,  # A resting on B
             "released": 10.0,  # ... and let go: the success condition, minus the timer
             "action_rate": -1e-3,  # smooth targets; much stronger and exploration noise dominates
@@ -147,7 +150,8 @@ class FrankaStack(Task[StackCfg]):
             "reach": rewards.distance_tanh(self.arm.grip_pos_w(), a, std=0.1),
             "grasp": grasp,
             "lift": lift,
-            "align": lift * rewards.distance_tanh(a, target, std=0.1),
+            "align": lift * rewards.distance_tanh(a, target, std=0.3),
+            "align_fine": lift * rewards.distance_tanh(a, target, std=0.05),
             "stacked": on.float(),
             "released": released.float(),
             "action_rate": rewards.action_rate_l2(self.env.actions, self.env.prev_actions),
