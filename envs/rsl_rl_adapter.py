@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import torch
 from rsl_rl.env import VecEnv  # noqa: TID253 - this module is imported only when training
@@ -25,7 +26,7 @@ class RslRlVecEnv(VecEnv):
     """
 
     def __init__(self, env: BatchedEnv, log_interval: int, reward_scale: float = 1.0) -> None:
-        if not (reward_scale > 0 and reward_scale < float("inf")):
+        if not (math.isfinite(reward_scale) and reward_scale > 0):
             raise ValueError(f"reward_scale must be a positive finite number, got {reward_scale!r}")
         self.env = env
         self.num_envs = env.num_envs

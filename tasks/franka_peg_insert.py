@@ -60,7 +60,7 @@ class PegCfg(TaskCfg, FrankaActionsCfg):
     decimation: int = 4  # 5 ms physics, 50 Hz policy
     episode_length_s: float = 4.0
     gripper: Literal["policy", "closed"] = "closed"
-    action_space: str = "ee_pos"
+    action_space: Literal["joint_pos", "joint_delta", "ee_delta", "ee_pos"] = "ee_pos"
     ee_pos_scale: float = 0.01  # [m] per step: at most 0.5 m/s, slow enough to centre within 1.5 mm
     joint_noise: float = 0.02
     """[rad] half-width of the uniform noise added to the arm's start joints at reset."""
