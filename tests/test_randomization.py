@@ -16,18 +16,14 @@ import pytest
 import torch
 
 import worldloop
-from worldloop.envs.randomization import (
-    CURRICULUM_STEP,
-    CURRICULUM_WINDOW,
-    RandTerm,
-    apply_overrides,
-    preset_with_overrides,
-)
+from worldloop.envs.randomization import CURRICULUM_STEP, CURRICULUM_WINDOW, RandTerm
+from worldloop.scripts.rand_option import apply_rand_options, pop_rand_options
 from worldloop.tasks.franka_reach import ReachCfg
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-CUBE = dict(scene="franka_cube.xml", joint_noise=0.0, action_type="absolute")
-"""Reach on the cube scene, every env starting at ``home``; actions are joint offsets from home."""
+CUBE = dict(scene="franka_cube.xml", joint_noise=0.0, action_space="joint_pos", joint_action_scale=0.05)
+"""Reach on the cube scene, every env starting at ``home``; actions are joint offsets from home
+(0.05 rad per unit action)."""
 
 
 def make(terms: dict, num_envs: int = 4, seed: int = 0, backend: str = "mujoco", device: str = "cpu", **kw):
@@ -301,7 +297,7 @@ def test_randomizer_state_round_trips_generator_and_curriculum():
 
 
 def test_command_line_overrides_of_a_preset():
-    terms = apply_overrides(ReachCfg().randomization, [
+    terms = apply_rand_options(ReachCfg().randomization, [
         "actuator_kp.range=0.5,1.5", "actuator_kp.dist=log_uniform", "obs_noise=off",
         "cube_mass.kind=body_mass", "cube_mass.targets=cube", "cube_mass.range=0.5,2",
         "joint_damping.components=0", "link_mass.max_range=none",
@@ -312,14 +308,29 @@ def test_command_line_overrides_of_a_preset():
     )
     assert terms["joint_damping"].components == (0,)
     with pytest.raises(ValueError, match="no field 'rnage'.*range"):
-        apply_overrides(terms, ["actuator_kp.rnage=1,2"])
+        apply_rand_options(terms, ["actuator_kp.rnage=1,2"])
     with pytest.raises(ValueError, match="new term 'x' needs"):
-        apply_overrides(terms, ["x.range=1,2"])
-    assert "actuator_kp" in preset_with_overrides(ReachCfg, [])
-    from worldloop.scripts.train import build_parser
+        apply_rand_options(terms, ["x.range=1,2"])
+    assert "actuator_kp" in apply_rand_options(ReachCfg().randomization, [])
+    from worldloop.scripts.train import parse
 
-    ns = build_parser("Franka-Reach-v0").parse_args(["--rand", "obs_noise=off", "--rand", "actuator_kp.range=1,2"])
-    assert ns.rand == ["obs_noise=off", "actuator_kp.range=1,2"]
+    cfg = parse(["--task", "Franka-Reach-v0", "--rand", "obs_noise=off", "--rand", "actuator_kp.range=1,2"])
+    assert "obs_noise" not in cfg.env.randomization and "actuator_kp" in cfg.env.randomization
+    assert cfg.env.randomization["actuator_kp"].range == (1.0, 2.0)
+    assert "obs_noise" in parse(["--task", "Franka-Reach-v0"]).env.randomization
+
+
+def test_rand_options_are_popped_from_the_command_line_in_order():
+    argv = ["--task", "Franka-Lift-v0", "--rand", "obs_noise=off", "--num-envs", "8", "--rand=a.range=1,2", "--seed=3"]
+    items, rest = pop_rand_options(argv)
+    assert items == ["obs_noise=off", "a.range=1,2"]
+    assert rest == ["--task", "Franka-Lift-v0", "--num-envs", "8", "--seed=3"]
+    assert argv[2] == "--rand"  # the caller's list is not modified
+    assert pop_rand_options([]) == ([], [])
+    assert pop_rand_options(["--random", "x", "--rand-x=1"]) == ([], ["--random", "x", "--rand-x=1"])
+    assert pop_rand_options(["--rand", "x=off", "--", "--rand", "y=off"]) == (["x=off"], ["--", "--rand", "y=off"])
+    with pytest.raises(ValueError, match="--rand needs a value"):
+        pop_rand_options(["--seed", "1", "--rand"])
 
 
 def test_saved_configs_are_accepted_as_dicts():

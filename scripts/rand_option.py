@@ -1,0 +1,100 @@
+"""The ``--rand`` shorthand of the command line: drop, add or change randomization terms.
+
+Every field of an existing term is also an ordinary option (``--env.randomization.obs_noise.range
+-0.02 0.02``); ``--rand`` is what remains for changing the set of terms::
+
+    worldloop train Franka-Lift-v0 --rand obs_noise=off --rand cube_size.kind=geom_size \\
+        --rand cube_size.targets=cube --rand cube_size.range=0.9,1.1
+
+    items, argv = pop_rand_options(argv)            # before the rest of argv is parsed
+    cfg.randomization = apply_rand_options(cfg.randomization, items)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from worldloop.envs.randomization import RandTerm
+from worldloop.envs.randomization.terms import coerce
+
+RAND_HELP = (
+    "change the task's randomization preset, repeatable: 'obs_noise.range=-0.02,0.02', "
+    "'cube_friction.op=abs', 'NAME=off' drops a term, 'new.kind=body_mass' (with new.targets, "
+    "new.range) adds one. Fields: kind, range, targets, mode, dist, op, components, shared, "
+    "interval_s, max_range (see worldloop/envs/randomization/__init__.py)"
+)
+"""Help text of ``--rand NAME.FIELD=VALUE``."""
+
+
+def pop_rand_options(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Split ``argv`` into the values of every ``--rand X`` / ``--rand=X`` (in order) and the other
+    arguments; arguments after a bare ``--`` are left as they are."""
+    items, rest = [], []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest += argv[i:]
+            break
+        if arg == "--rand":
+            if i + 1 >= len(argv):
+                raise ValueError("--rand needs a value: NAME.FIELD=VALUE or NAME=off")
+            items.append(argv[i + 1])
+            i += 2
+            continue
+        if arg.startswith("--rand="):
+            items.append(arg.removeprefix("--rand="))
+        else:
+            rest.append(arg)
+        i += 1
+    return items, rest
+
+
+def apply_rand_options(terms: Mapping[str, RandTerm | Mapping], items: list[str]) -> dict[str, RandTerm]:
+    """Apply ``--rand`` options to a preset: ``NAME.FIELD=VALUE`` sets a field (tuples comma-separated:
+    ``range=0.5,2``), ``NAME=off`` drops a term, ``NAME.kind=...`` on a new name adds one; an unknown
+    field or term names the allowed ones."""
+    out = {name: coerce(name, t) for name, t in terms.items()}
+    new: dict[str, dict[str, Any]] = {}
+    kinds = {f.name: f.type for f in dataclasses.fields(RandTerm)}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ValueError(f"--rand {item!r}: expected NAME.FIELD=VALUE or NAME=off")
+        name, _, fname = key.partition(".")
+        if not fname:
+            if raw.lower() not in ("off", "none"):
+                raise ValueError(f"--rand {item!r}: expected NAME.FIELD=VALUE or NAME=off")
+            if name not in out:
+                raise ValueError(f"--rand {item!r}: no term {name!r} to drop; terms: {list(out)}")
+            del out[name]
+            continue
+        if fname not in kinds:
+            raise ValueError(f"--rand {item!r}: RandTerm has no field {fname!r}; allowed: {list(kinds)}")
+        tp = str(kinds[fname])
+        value: Any
+        if raw.lower() == "none":
+            value = None
+        elif "tuple" in tp:
+            try:
+                value = tuple((int if fname == "components" else float)(x) for x in raw.split(",") if x.strip())
+            except ValueError:
+                raise ValueError(
+                    f"--rand {item!r}: {fname} takes comma-separated numbers, e.g. {fname}=0.5,2"
+                ) from None
+        elif tp == "bool":
+            value = raw.lower() in ("1", "true", "yes", "on")
+        else:
+            value = raw
+        if name in out:
+            out[name] = dataclasses.replace(out[name], **{fname: value})
+        else:
+            new.setdefault(name, {})[fname] = value
+    for name, fields in new.items():
+        if "kind" not in fields or "range" not in fields:
+            raise ValueError(f"--rand: new term {name!r} needs at least {name}.kind=... and {name}.range=LOW,HIGH; "
+                             f"existing terms: {list(out)}")  # fmt: skip
+        out[name] = RandTerm(**fields)
+    return out
