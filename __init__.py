@@ -19,29 +19,19 @@ if _sys.platform.startswith("linux") and not (_os.environ.get("DISPLAY") or _os.
     _os.environ.setdefault("MUJOCO_GL", "egl")
 
 from worldloop.envs.batched_env import BatchedEnv
-from worldloop.tasks import Task, TaskCfg, get_task, list_tasks, register_task
+from worldloop.envs.loop import Loop, Rollout, evaluate
+from worldloop.tasks import Task, TaskCfg, TrainDefaults, get_task, list_tasks, make, register_task
 
-
-def make(
-    task_id: str,
-    *,
-    num_envs: int = 64,
-    backend: str = "auto",
-    device: str | None = None,
-    seed: int = 0,
-    **cfg_overrides,
-) -> BatchedEnv:
-    """Build ``num_envs`` copies of a registered task on a backend.
-
-    Args:
-        task_id: a registered id such as ``"Franka-Reach-v0"`` (see ``worldloop list``).
-        num_envs: envs stepped together.
-        backend: ``"auto"`` (newton on CUDA, mujoco on CPU), ``"mujoco"`` or ``"newton"``.
-        device: torch device of every tensor; default ``cuda`` when the backend can use it, else ``cpu``.
-        seed: seeds the env's generator (resets, randomization).
-        **cfg_overrides: fields of the task's config dataclass, e.g. ``episode_length_s=2.0``.
-    """
-    return BatchedEnv(task_id, num_envs=num_envs, backend=backend, device=device, seed=seed, **cfg_overrides)
-
-
-__all__ = ["BatchedEnv", "Task", "TaskCfg", "get_task", "list_tasks", "make", "register_task"]
+__all__ = [
+    "BatchedEnv",
+    "Loop",
+    "Rollout",
+    "Task",
+    "TaskCfg",
+    "TrainDefaults",
+    "evaluate",
+    "get_task",
+    "list_tasks",
+    "make",
+    "register_task",
+]

@@ -26,6 +26,8 @@ import dataclasses
 import functools
 import math
 import os
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import mujoco
@@ -34,8 +36,7 @@ import torch
 from worldloop.envs.backends import make_backend, resolve_backend
 from worldloop.envs.kinematics import ForwardKinematics
 from worldloop.envs.randomization import Randomizer, prepare_scene
-from worldloop.tasks.base import Task, TaskCfg
-from worldloop.tasks.registry import get_task
+from worldloop.envs.task import Task, TaskCfg
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 
@@ -66,12 +67,40 @@ def build_cfg(cfg_cls: type[TaskCfg], overrides: dict) -> TaskCfg:
     unknown = sorted(set(overrides) - names)
     if unknown:
         raise TypeError(f"{cfg_cls.__name__} has no field(s) {unknown}; allowed: {sorted(names)}")
-    cfg = cfg_cls(**overrides)
+    return check_cfg(cfg_cls(**overrides))
+
+
+def check_cfg(cfg: TaskCfg) -> TaskCfg:
+    """Refuse a config the env cannot run, naming the field; returns ``cfg``."""
+    name = type(cfg).__name__
     if cfg.decimation < 1:
-        raise ValueError(f"{cfg_cls.__name__}.decimation must be >= 1, got {cfg.decimation}")
+        raise ValueError(f"{name}.decimation must be >= 1, got {cfg.decimation}")
     if cfg.episode_length_s <= 0:
-        raise ValueError(f"{cfg_cls.__name__}.episode_length_s must be > 0, got {cfg.episode_length_s}")
+        raise ValueError(f"{name}.episode_length_s must be > 0, got {cfg.episode_length_s}")
     return cfg
+
+
+@dataclass
+class StepTiming:
+    """Wall-clock seconds spent inside :meth:`BatchedEnv.step` since the last :meth:`reset`
+    (``time.perf_counter``): ``physics_s`` in the backend's step (``decimation`` physics steps of every
+    env), ``total_s`` in the whole call (physics plus actions, rewards, observations, autoresets).
+    On a CUDA device the backend's step is asynchronous, so the split is only meaningful on the CPU."""
+
+    steps: int = 0
+    """Calls of ``step`` counted."""
+    physics_s: float = 0.0
+    """[s] in the backend's step."""
+    total_s: float = 0.0
+    """[s] in ``step`` as a whole."""
+
+    def reset(self) -> None:
+        self.steps, self.physics_s, self.total_s = 0, 0.0, 0.0
+
+    @property
+    def physics_fraction(self) -> float:
+        """Share of the step's time spent in physics (0 before any step)."""
+        return self.physics_s / self.total_s if self.total_s > 0 else 0.0
 
 
 def _env_method(method):
@@ -102,27 +131,40 @@ def _env_method(method):
 
 
 class BatchedEnv:
-    """``num_envs`` copies of a registered task, stepped together."""
+    """``num_envs`` copies of a task, stepped together.
+
+    Build one with ``worldloop.make(task_id, ...)``, which resolves a registered id; this class takes
+    the task class and its config directly and knows no registry.
+
+    Args:
+        task_cls: the :class:`Task` subclass.
+        cfg: its config (an instance of the task's config dataclass).
+        num_envs: envs stepped together (>= 1).
+        backend: ``"auto"`` (newton on CUDA, mujoco on CPU), ``"mujoco"`` or ``"newton"``.
+        device: torch device of every tensor; default ``cuda`` when the backend can use it, else ``cpu``.
+        seed: seeds the env's generator (resets) and the randomizer.
+        task_id: the id the task is registered under, used in messages and saved configs.
+
+    Raises:
+        ValueError: ``num_envs < 1``, an invalid config value, or a scene that does not compile.
+        FileNotFoundError: the scene file does not exist.
+    """
 
     def __init__(
         self,
-        task_id: str,
+        task_cls: type[Task],
+        cfg: TaskCfg,
         *,
         num_envs: int = 64,
         backend: str = "auto",
         device: str | torch.device | None = None,
         seed: int = 0,
-        cfg: TaskCfg | None = None,
-        **cfg_overrides,
+        task_id: str | None = None,
     ) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
-        spec = get_task(task_id)
-        self.task_id = task_id
-        if cfg is None:
-            cfg = build_cfg(spec.cfg_cls, cfg_overrides)
-        elif cfg_overrides:
-            cfg = dataclasses.replace(cfg, **cfg_overrides)
+        check_cfg(cfg)
+        self.task_id = task_id or task_cls.__name__
         self.cfg = cfg
         self.backend_name, self.device = resolve_backend(backend, device)
         self.num_envs = num_envs
@@ -145,10 +187,14 @@ class BatchedEnv:
         self._fk_bodies: list[int] = []
         self._pose_cache: dict | None = None
 
-        self.task: Task = spec.task_cls(cfg, self)
+        self.task: Task = task_cls(cfg, self)
         self.action_dim = self.task.action_dim
         self.actions = torch.zeros(num_envs, self.action_dim, device=self.device)
         self.prev_actions = torch.zeros_like(self.actions)
+        self.ctrl = torch.zeros(num_envs, self.nu, device=self.device)
+        """``(num_envs, nu)`` actuator controls sent to the physics by the last ``step``."""
+        self.timing = StepTiming()
+        """Time spent in ``step``, physics vs the rest (read by ``worldloop bench``)."""
         self.episode_length_buf = torch.zeros(num_envs, dtype=torch.long, device=self.device)
         self.num_physics_resets = torch.zeros((), dtype=torch.long, device=self.device)
         self._ep_return = torch.zeros(num_envs, device=self.device)
@@ -250,12 +296,16 @@ class BatchedEnv:
     @_env_method
     def step(self, actions: torch.Tensor):
         """Advance every env by one policy step; see the module docstring for the contract."""
+        t0 = time.perf_counter()
         actions = self._check_actions(actions)
         self.prev_actions.copy_(self.actions)
         self.actions.copy_(actions.clamp(-self.cfg.action_clip, self.cfg.action_clip))
         ctrl = self.task.actions_to_ctrl(self.randomizer.actions(self.actions))
+        self.ctrl.copy_(ctrl)
         self.randomizer.step()
+        t1 = time.perf_counter()
         diverged = self.backend.step(ctrl, self.cfg.decimation)
+        self.timing.physics_s += time.perf_counter() - t1
         self._pose_cache = None
         self.episode_length_buf += 1
 
@@ -284,6 +334,8 @@ class BatchedEnv:
             "final_obs": final_obs,
             "time_outs": truncated,
         }
+        self.timing.steps += 1
+        self.timing.total_s += time.perf_counter() - t0
         return obs, reward, terminated, truncated, info
 
     def _check_actions(self, actions: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,7 @@
 """gymnasium ``VectorEnv`` view of a :class:`BatchedEnv`.
 
     env = gymnasium.make("worldloop/Franka-Reach-v0", num_envs=64)   # or gymnasium.make_vec
+    env = GymVectorEnv(worldloop.make("Franka-Reach-v0", num_envs=64))  # the same, from an env
 
 Observations are the ``policy`` group as a NumPy array ``(num_envs, n)`` (``numpy=False`` keeps
 torch tensors on the env's device), the ``critic`` group is in ``info["critic"]``. Autoreset is
@@ -58,9 +59,3 @@ class GymVectorEnv(VectorEnv, gym.Env):
 
     def close(self, **kwargs) -> None:
         self.env.close()
-
-
-def make_gym_vector_env(task_id: str, num_envs: int = 1, numpy: bool = True, **kwargs) -> GymVectorEnv:
-    """Entry point registered with gymnasium for every worldloop task (``worldloop/<task id>``)."""
-    kwargs.pop("render_mode", None)
-    return GymVectorEnv(BatchedEnv(task_id, num_envs=num_envs, **kwargs), numpy=numpy)

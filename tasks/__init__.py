@@ -1,7 +1,7 @@
 """Tasks: one file each, registered at import under a versioned id."""
 
-from worldloop.tasks.base import Task, TaskCfg
-from worldloop.tasks.registry import TaskSpec, get_task, list_tasks, register_task
+from worldloop.envs.task import Task, TaskCfg, TrainDefaults
+from worldloop.tasks.registry import TaskSpec, get_task, list_tasks, make, register_task
 
 # Built-in tasks register themselves on import.
 from worldloop.tasks import (  # noqa: E402, F401  isort: skip
@@ -14,4 +14,4 @@ from worldloop.tasks import (  # noqa: E402, F401  isort: skip
     franka_stack,
 )
 
-__all__ = ["Task", "TaskCfg", "TaskSpec", "get_task", "list_tasks", "register_task"]
+__all__ = ["Task", "TaskCfg", "TaskSpec", "TrainDefaults", "get_task", "list_tasks", "make", "register_task"]

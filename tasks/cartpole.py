@@ -21,8 +21,7 @@ import torch
 
 from worldloop import rewards
 from worldloop.envs.randomization import RandTerm
-from worldloop.policies.ppo import PPOCfg, TrainDefaults
-from worldloop.tasks.base import Task, TaskCfg
+from worldloop.envs.task import Task, TaskCfg, TrainDefaults
 from worldloop.tasks.registry import register_task
 
 
@@ -53,7 +52,7 @@ class CartpoleCfg(TaskCfg):
             "obs_noise": RandTerm(kind="obs_noise", dist="gaussian", range=(-0.01, 0.01)),
         }
     )
-    """Domain randomization terms by name (``envs/randomization.py``); ``--rand NAME.FIELD=VALUE``."""
+    """Domain randomization terms by name (``envs/randomization/``); ``--rand NAME.FIELD=VALUE``."""
 
 
 @register_task("Cartpole-v0", CartpoleCfg)
@@ -61,7 +60,7 @@ class Cartpole(Task[CartpoleCfg]):
     """Balance a pole upright on a cart (sanity task)."""
 
     train_defaults = TrainDefaults(
-        num_envs=256, max_iterations=150, ppo=PPOCfg(actor_hidden_dims=(64, 64), critic_hidden_dims=(64, 64))
+        num_envs=256, max_iterations=150, agent={"actor_hidden_dims": (64, 64), "critic_hidden_dims": (64, 64)}
     )
 
     def __init__(self, cfg: CartpoleCfg, env) -> None:

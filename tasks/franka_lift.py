@@ -34,13 +34,12 @@ from dataclasses import dataclass, field
 import torch
 
 from worldloop import rewards
-from worldloop.envs.actions import FrankaActionsCfg, FrankaArm, nearest_yaw
 from worldloop.envs.kinematics import quat_from_yaw, yaw_of
-from worldloop.envs.randomization import RandTerm, manipulation_preset
-from worldloop.policies.ppo import PPOCfg, TrainDefaults
-from worldloop.policies.scripted import PhaseMachine, Waypoint
-from worldloop.tasks.base import Task, TaskCfg
+from worldloop.envs.randomization import RandTerm
+from worldloop.envs.task import Task, TaskCfg, TrainDefaults
 from worldloop.tasks.registry import register_task
+from worldloop.tasks.robots.franka import ActionSpace, FrankaActionsCfg, FrankaArm, manipulation_preset, nearest_yaw
+from worldloop.tasks.robots.scripted import PhaseMachine, Waypoint
 
 CUBE_HALF = 0.025  # [m] half edge of the cube in franka_cube.xml
 CUBE_TALLEST = CUBE_HALF * math.sqrt(3)  # [m] highest the cube's centre rests on the table: on a corner
@@ -51,7 +50,7 @@ class LiftCfg(TaskCfg, FrankaActionsCfg):
     scene: str = "franka_cube.xml"
     decimation: int = 4  # 5 ms physics, 50 Hz policy (at 20 Hz the step-held targets jerk the cube out of the grip)
     episode_length_s: float = 5.0
-    action_space: str = "ee_pos"
+    action_space: ActionSpace = "ee_pos"
     ee_pos_scale: float = 0.016
     ee_rot_scale: float = 0.1
     start_grip_pos: tuple[float, float, float] | None = (0.4, 0.0, 0.15)
@@ -79,7 +78,7 @@ class LiftCfg(TaskCfg, FrankaActionsCfg):
         }
     )
     randomization: dict[str, RandTerm] = field(default_factory=lambda: manipulation_preset("cube"))
-    """Domain randomization (``envs/randomization.py``): object mass, joint damping, observation noise."""
+    """Domain randomization (``envs/randomization/``): object mass, joint damping, observation noise."""
 
 
 @register_task("Franka-Lift-v0", LiftCfg)
@@ -91,7 +90,7 @@ class FrankaLift(Task[LiftCfg]):
     train_defaults = TrainDefaults(
         num_envs=1024,
         max_iterations=600,
-        ppo=PPOCfg(init_noise_std=0.5, entropy_coef=0.005, gamma=0.98, reward_scale=0.02),
+        agent={"init_noise_std": 0.5, "entropy_coef": 0.005, "gamma": 0.98, "reward_scale": 0.02},
     )
 
     def __init__(self, cfg: LiftCfg, env) -> None:

@@ -40,13 +40,12 @@ from typing import Literal
 import torch
 
 from worldloop import rewards
-from worldloop.envs.actions import FrankaActionsCfg, FrankaArm, down_quat
 from worldloop.envs.kinematics import quat_rotate
-from worldloop.envs.randomization import RandTerm, manipulation_preset
-from worldloop.policies.ppo import PPOCfg, TrainDefaults
-from worldloop.policies.scripted import PhaseMachine, Waypoint
-from worldloop.tasks.base import Task, TaskCfg
+from worldloop.envs.randomization import RandTerm
+from worldloop.envs.task import Task, TaskCfg, TrainDefaults
 from worldloop.tasks.registry import register_task
+from worldloop.tasks.robots.franka import ActionSpace, FrankaActionsCfg, FrankaArm, down_quat, manipulation_preset
+from worldloop.tasks.robots.scripted import PhaseMachine, Waypoint
 
 PEG_RADIUS = 0.0125  # [m] in franka_peg.xml
 PEG_HALF = 0.0375  # [m] centre to tip
@@ -60,7 +59,7 @@ class PegCfg(TaskCfg, FrankaActionsCfg):
     decimation: int = 4  # 5 ms physics, 50 Hz policy
     episode_length_s: float = 4.0
     gripper: Literal["policy", "closed"] = "closed"
-    action_space: Literal["joint_pos", "joint_delta", "ee_delta", "ee_pos"] = "ee_pos"
+    action_space: ActionSpace = "ee_pos"
     ee_pos_scale: float = 0.01  # [m] per step: at most 0.5 m/s, slow enough to centre within 1.5 mm
     joint_noise: float = 0.02
     """[rad] half-width of the uniform noise added to the arm's start joints at reset."""
@@ -84,7 +83,7 @@ class PegCfg(TaskCfg, FrankaActionsCfg):
         }
     )
     randomization: dict[str, RandTerm] = field(default_factory=lambda: manipulation_preset("peg"))
-    """Domain randomization (``envs/randomization.py``): object mass, joint damping, observation noise."""
+    """Domain randomization (``envs/randomization/``): object mass, joint damping, observation noise."""
 
 
 @register_task("Franka-Peg-Insert-v0", PegCfg)
@@ -95,7 +94,7 @@ class FrankaPegInsert(Task[PegCfg]):
     train_defaults = TrainDefaults(
         num_envs=1024,
         max_iterations=300,
-        ppo=PPOCfg(init_noise_std=0.5, gamma=0.98, reward_scale=0.02),
+        agent={"init_noise_std": 0.5, "gamma": 0.98, "reward_scale": 0.02},
     )
 
     def __init__(self, cfg: PegCfg, env) -> None:

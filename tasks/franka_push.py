@@ -37,13 +37,12 @@ from dataclasses import dataclass, field
 import torch
 
 from worldloop import rewards
-from worldloop.envs.actions import FrankaActionsCfg, FrankaArm, nearest_yaw
 from worldloop.envs.kinematics import quat_from_yaw
-from worldloop.envs.randomization import RandTerm, manipulation_preset
-from worldloop.policies.ppo import PPOCfg, TrainDefaults
-from worldloop.policies.scripted import PhaseMachine, Waypoint
-from worldloop.tasks.base import Task, TaskCfg
+from worldloop.envs.randomization import RandTerm
+from worldloop.envs.task import Task, TaskCfg, TrainDefaults
 from worldloop.tasks.registry import register_task
+from worldloop.tasks.robots.franka import ActionSpace, FrankaActionsCfg, FrankaArm, manipulation_preset, nearest_yaw
+from worldloop.tasks.robots.scripted import PhaseMachine, Waypoint
 
 CUBE_HALF = 0.025  # [m] half edge of the cube in franka_cube.xml
 PUSH_Z = 0.02  # [m] grip site height while pushing: pads just below the cube's centre
@@ -55,7 +54,7 @@ class PushCfg(TaskCfg, FrankaActionsCfg):
     scene: str = "franka_cube.xml"
     decimation: int = 10  # 5 ms physics, 20 Hz policy
     episode_length_s: float = 5.0
-    action_space: str = "ee_pos"
+    action_space: ActionSpace = "ee_pos"
     ee_pos_scale: float = 0.025  # 0.5 m/s at most: a faster hand strikes the cube past the goal
     ee_rot_scale: float = 0.25
     start_grip_pos: tuple[float, float, float] | None = (0.4, 0.0, 0.15)
@@ -87,7 +86,7 @@ class PushCfg(TaskCfg, FrankaActionsCfg):
         }
     )
     randomization: dict[str, RandTerm] = field(default_factory=lambda: manipulation_preset("cube"))
-    """Domain randomization (``envs/randomization.py``): object mass, joint damping, observation noise."""
+    """Domain randomization (``envs/randomization/``): object mass, joint damping, observation noise."""
 
 
 @register_task("Franka-Push-v0", PushCfg)
@@ -95,7 +94,7 @@ class FrankaPush(Task[PushCfg]):
     """Push a cube to within 3 cm of a goal on the table."""
 
     train_defaults = TrainDefaults(
-        num_envs=1024, max_iterations=700, ppo=PPOCfg(init_noise_std=0.5, entropy_coef=0.005, gamma=0.9)
+        num_envs=1024, max_iterations=700, agent={"init_noise_std": 0.5, "entropy_coef": 0.005, "gamma": 0.9}
     )
 
     def __init__(self, cfg: PushCfg, env) -> None:

@@ -4,45 +4,46 @@ Observations (``policy`` = ``critic``, 34 values):
     joint positions relative to ``home`` (7) [rad], joint velocities (7) [rad/s], joint targets
     minus joint positions (7) [rad], target position in the robot base frame (3) [m], target minus
     grip position (3) [m], previous action (7).
-Actions (7): joint position targets. ``action_type="relative"`` (default) moves the targets by
-    ``action_scale * action`` per step from where they are (zero action holds still, which makes the
-    last centimetres easy to learn); ``"absolute"`` sets ``q_target = q_home + action_scale * action``.
-    Targets are clipped to the joint ranges; the gripper stays open.
+Actions (7): ``action_space="joint_delta"`` (default): joint targets move by ``joint_delta_scale * action``
+    (0.05 rad) per step from the last command (zero action holds still, which makes the last
+    centimetres easy to learn); any of the four Franka action spaces works (``tasks/robots/franka.py``).
+    The gripper stays open (``gripper="open"``).
 Reward (per policy step, weights in ``ReachCfg.weights``):
     ``reach = 1 - tanh(d / 0.1)`` pulls from afar; ``reach_fine = 1 - tanh(d / 0.01)`` rewards the
     last centimetres; ``action_rate = |a_t - a_{t-1}|^2`` and ``joint_vel = |qd|^2`` keep motion smooth,
     where ``d`` is the grip-to-target distance [m].
 Success: ``d < success_threshold`` (2 cm). Episodes last ``episode_length_s`` (3 s, 150 steps at 50 Hz).
 Reset: arm at ``home`` plus uniform joint noise; the target uniform in a box above the table.
+Expert (``expert()``): straight to the target, keeping the hand's orientation.
 
 Version history:
-    v0: first release.
+    v0: first release. Its actions now go through the shared Franka action code: ``action_type="relative"``
+        is ``action_space="joint_delta"`` (the command may lead the measured joints by at most
+        ``ee_max_lead``), ``"absolute"`` is ``"joint_pos"``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 
 from worldloop import rewards
 from worldloop.envs.randomization import RandTerm
-from worldloop.policies.ppo import PPOCfg, TrainDefaults
-from worldloop.tasks.base import Task, TaskCfg
+from worldloop.envs.task import Task, TaskCfg, TrainDefaults
 from worldloop.tasks.registry import register_task
-
-ARM_JOINTS = [f"joint{i}" for i in range(1, 8)]
+from worldloop.tasks.robots.franka import ActionSpace, FrankaActionsCfg, FrankaArm
 
 
 @dataclass(kw_only=True)
-class ReachCfg(TaskCfg):
+class ReachCfg(TaskCfg, FrankaActionsCfg):
     scene: str = "franka_table.xml"
     decimation: int = 4  # 5 ms physics, 50 Hz policy
     episode_length_s: float = 3.0
-    action_type: str = "relative"
-    """``"relative"``: targets move by ``action_scale * action`` per step; ``"absolute"``: offset from home."""
-    action_scale: float = 0.05
-    """[rad] joint target change per step and unit action (relative), or offset from ``home`` (absolute)."""
+    action_space: ActionSpace = "joint_delta"
+    gripper: Literal["policy", "closed", "open"] = "open"
+    gravity_compensation: bool = False  # as v0 was trained and measured: the policy corrects the sag itself
     joint_noise: float = 0.1
     """[rad] half-width of the uniform noise added to ``home`` at reset."""
     target_low: tuple[float, float, float] = (0.35, -0.25, 0.15)
@@ -70,7 +71,7 @@ class ReachCfg(TaskCfg):
             "action_latency": RandTerm(kind="action_latency", range=(0, 1)),  # 0-20 ms at 50 Hz
         }
     )
-    """Domain randomization terms by name (``envs/randomization.py``); ``--rand NAME.FIELD=VALUE``."""
+    """Domain randomization terms by name (``envs/randomization/``); ``--rand NAME.FIELD=VALUE``."""
 
 
 @register_task("Franka-Reach-v0", ReachCfg)
@@ -78,56 +79,40 @@ class FrankaReach(Task[ReachCfg]):
     """Move the tool centre point to a sampled position within 2 cm."""
 
     # ~7 min on 2 CPU cores. Small initial exploration noise: relative targets integrate it.
-    train_defaults = TrainDefaults(num_envs=1024, max_iterations=250, ppo=PPOCfg(init_noise_std=0.4, entropy_coef=0.0))
+    train_defaults = TrainDefaults(
+        num_envs=1024, max_iterations=250, agent={"init_noise_std": 0.4, "entropy_coef": 0.0}
+    )
 
     def __init__(self, cfg: ReachCfg, env) -> None:
         super().__init__(cfg, env)
-        self.q_ids = env.joint_qpos_ids(ARM_JOINTS)
-        self.v_ids = env.joint_qvel_ids(ARM_JOINTS)
-        self.home = env.keyframe_qpos("home")
-        self.q_home = self.home[self.q_ids]
-        rng = env.ctrl_range
-        self.arm_lo, self.arm_hi = rng[:7, 0], rng[:7, 1]
-        self.gripper_open = rng[7, 1]
+        self.arm = self.action_term = FrankaArm(env, cfg)
         self.target_lo = torch.tensor(cfg.target_low, device=self.device)
         self.target_hi = torch.tensor(cfg.target_high, device=self.device)
         self.target_pos_w = torch.zeros(self.num_envs, 3, device=self.device)
-        self.q_des = self.q_home.expand(self.num_envs, 7).clone()
-        if cfg.action_type not in ("relative", "absolute"):
-            raise ValueError(f"ReachCfg.action_type must be 'relative' or 'absolute', got {cfg.action_type!r}")
-
-    @property
-    def action_dim(self) -> int:
-        return 7
-
-    def actions_to_ctrl(self, actions: torch.Tensor) -> torch.Tensor:
-        base = self.q_des if self.cfg.action_type == "relative" else self.q_home
-        self.q_des = (base + self.cfg.action_scale * actions).clamp(self.arm_lo, self.arm_hi)
-        return torch.cat((self.q_des, self.gripper_open.expand(*self.q_des.shape[:-1], 1)), dim=-1)
 
     def reset(self, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        n = self.num_envs
-        qpos = self.home.expand(n, -1).clone()
+        n, arm = self.num_envs, self.arm
+        qpos = arm.home.expand(n, -1).clone()
         noise = self.env.rand(n, 7, low=-self.cfg.joint_noise, high=self.cfg.joint_noise)
-        qpos[:, self.q_ids] = (self.q_home + noise).clamp(self.arm_lo, self.arm_hi)
+        qpos[:, arm.q_ids] = (arm.q_home + noise).clamp(arm.q_lo, arm.q_hi)
         target = self.env.rand(n, 3, low=self.target_lo, high=self.target_hi)
         self.target_pos_w = torch.where(mask.unsqueeze(-1), target, self.target_pos_w)
-        self.q_des = torch.where(mask.unsqueeze(-1), qpos[:, self.q_ids], self.q_des)
+        arm.reset(mask, qpos)
         return qpos, torch.zeros(n, self.env.nv, device=self.device)
 
     def _distance(self) -> torch.Tensor:
         return rewards.distance(self.env.site_pos_w("grip"), self.target_pos_w)
 
     def observe(self) -> dict[str, torch.Tensor]:
-        env = self.env
+        arm = self.arm
         obs = torch.cat(
             (
-                env.qpos[:, self.q_ids] - self.q_home,
-                env.qvel[:, self.v_ids],
-                self.q_des - env.qpos[:, self.q_ids],
+                arm.joint_pos_rel(),
+                arm.joint_vel(),
+                arm.q_cmd - self.env.qpos[:, arm.q_ids],
                 self.target_pos_w,
-                self.target_pos_w - env.site_pos_w("grip"),
-                env.actions,
+                self.target_pos_w - arm.grip_pos_w(),
+                self.env.actions,
             ),
             dim=-1,
         )
@@ -139,8 +124,13 @@ class FrankaReach(Task[ReachCfg]):
             "reach": rewards.distance_tanh(grip, self.target_pos_w, std=0.1),
             "reach_fine": rewards.distance_tanh(grip, self.target_pos_w, std=0.01),
             "action_rate": rewards.action_rate_l2(self.env.actions, self.env.prev_actions),
-            "joint_vel": rewards.joint_vel_l2(self.env.qvel[:, self.v_ids]),
+            "joint_vel": rewards.joint_vel_l2(self.arm.joint_vel()),
         }
 
     def success(self) -> torch.Tensor:
         return self._distance() < self.cfg.success_threshold
+
+    def expert(self) -> torch.Tensor:
+        """Straight to the target at up to 0.5 m/s, keeping the hand's orientation."""
+        quat = self.arm.grip_pose_cmd()[1]
+        return self.arm.actions_toward(self.target_pos_w, quat, self.arm.close_cmd, max_step=0.01)

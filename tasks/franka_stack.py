@@ -34,12 +34,12 @@ from dataclasses import dataclass, field
 import torch
 
 from worldloop import rewards
-from worldloop.envs.actions import FINGER_OPEN, FrankaActionsCfg, FrankaArm, nearest_yaw
 from worldloop.envs.kinematics import quat_from_yaw, yaw_of
-from worldloop.envs.randomization import RandTerm, manipulation_preset
-from worldloop.policies.scripted import PhaseMachine, Waypoint
-from worldloop.tasks.base import Task, TaskCfg
+from worldloop.envs.randomization import RandTerm
+from worldloop.envs.task import Task, TaskCfg
 from worldloop.tasks.registry import register_task
+from worldloop.tasks.robots.franka import FINGER_OPEN, FrankaActionsCfg, FrankaArm, manipulation_preset, nearest_yaw
+from worldloop.tasks.robots.scripted import PhaseMachine, Waypoint
 
 CUBE_HALF = 0.025  # [m] half edge of both cubes in franka_stack.xml
 CUBE_TALLEST = CUBE_HALF * math.sqrt(3)  # [m] highest a cube's centre rests on the table: on a corner
@@ -74,7 +74,7 @@ class StackCfg(TaskCfg, FrankaActionsCfg):
         }
     )
     randomization: dict[str, RandTerm] = field(default_factory=lambda: manipulation_preset("cube_a|cube_b"))
-    """Domain randomization (``envs/randomization.py``): object mass, joint damping, observation noise."""
+    """Domain randomization (``envs/randomization/``): object mass, joint damping, observation noise."""
 
 
 @register_task("Franka-Stack-v0", StackCfg)

@@ -1,13 +1,18 @@
-"""One registry: versioned task id -> (task class, config class)."""
+"""One registry: versioned task id -> (task class, config class); :func:`make` builds envs by id."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .base import Task, TaskCfg
+    import torch
+
+    from worldloop.envs.batched_env import BatchedEnv
+    from worldloop.envs.gym_adapter import GymVectorEnv
+    from worldloop.envs.task import Task, TaskCfg
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*-v\d+$")
 
@@ -58,13 +63,57 @@ def list_tasks() -> list[TaskSpec]:
     return [_REGISTRY[k] for k in sorted(_REGISTRY)]
 
 
+def make(
+    task_id: str,
+    *,
+    num_envs: int = 64,
+    backend: str = "auto",
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    cfg: TaskCfg | None = None,
+    **cfg_overrides,
+) -> BatchedEnv:
+    """Build ``num_envs`` copies of a registered task on a backend.
+
+    Args:
+        task_id: a registered id such as ``"Franka-Reach-v0"`` (see ``worldloop list``).
+        num_envs: envs stepped together.
+        backend: ``"auto"`` (newton on CUDA, mujoco on CPU), ``"mujoco"`` or ``"newton"``.
+        device: torch device of every tensor; default ``cuda`` when the backend can use it, else ``cpu``.
+        seed: seeds the env's generator (resets, randomization).
+        cfg: a complete task config (e.g. one saved with a run); default: the task's config class.
+        **cfg_overrides: fields of the task's config dataclass, e.g. ``episode_length_s=2.0``, applied
+            over ``cfg`` or the defaults.
+
+    Raises:
+        KeyError: unknown task id (the message lists the registered ones).
+        TypeError: an override names no field of the task's config (the message lists them).
+    """
+    from worldloop.envs.batched_env import BatchedEnv, build_cfg
+
+    spec = get_task(task_id)
+    if cfg is None:
+        cfg = build_cfg(spec.cfg_cls, cfg_overrides)
+    elif cfg_overrides:
+        cfg = dataclasses.replace(cfg, **cfg_overrides)
+    return BatchedEnv(spec.task_cls, cfg, num_envs=num_envs, backend=backend, device=device, seed=seed, task_id=task_id)
+
+
+def make_gym_vector_env(task_id: str, num_envs: int = 1, numpy: bool = True, **kwargs) -> GymVectorEnv:
+    """Entry point registered with gymnasium for every worldloop task (``worldloop/<task id>``)."""
+    from worldloop.envs.gym_adapter import GymVectorEnv
+
+    kwargs.pop("render_mode", None)
+    return GymVectorEnv(make(task_id, num_envs=num_envs, **kwargs), numpy=numpy)
+
+
 def _register_gymnasium(task_id: str) -> None:
     import gymnasium
 
     gym_id = f"worldloop/{task_id}"
     if gym_id in gymnasium.registry:
         return
-    entry = "worldloop.envs.gym_adapter:make_gym_vector_env"
+    entry = "worldloop.tasks.registry:make_gym_vector_env"
     # A worldloop env is batched by nature: gymnasium.make returns the VectorEnv itself (no
     # single-env wrappers), gymnasium.make_vec the same.
     gymnasium.register(

@@ -43,7 +43,7 @@ def test_forward_kinematics_matches_mujoco():
 def test_mujoco_backend_matches_plain_mjdata():
     """The rollout-based backend steps exactly like one MjData per env."""
     env = worldloop.make(
-        "Franka-Reach-v0", num_envs=3, backend="mujoco", seed=3, action_type="absolute", randomization={}
+        "Franka-Reach-v0", num_envs=3, backend="mujoco", seed=3, action_space="joint_pos", randomization={}
     )
     env.reset()
     q0, v0 = env.qpos.double().clone(), env.qvel.double().clone()

@@ -21,11 +21,10 @@ from typing import Literal
 
 import torch
 
-from worldloop import Task, TaskCfg, register_task, rewards
-from worldloop.envs.actions import FrankaActionsCfg, FrankaArm
+from worldloop import Task, TaskCfg, TrainDefaults, register_task, rewards
 from worldloop.envs.kinematics import quat_from_yaw
-from worldloop.policies.ppo import PPOCfg, TrainDefaults
-from worldloop.policies.scripted import PhaseMachine, Waypoint
+from worldloop.tasks.robots.franka import FrankaActionsCfg, FrankaArm
+from worldloop.tasks.robots.scripted import PhaseMachine, Waypoint
 
 
 @dataclass(kw_only=True)
@@ -59,7 +58,7 @@ class MyReach(Task[MyReachCfg]):
     """Hover the fingertips 10 cm above a cube, within 2 cm."""
 
     # Used by `train` for options not given on the command line.
-    train_defaults = TrainDefaults(num_envs=256, max_iterations=150, ppo=PPOCfg(init_noise_std=0.5))
+    train_defaults = TrainDefaults(num_envs=256, max_iterations=150, agent={"init_noise_std": 0.5})
 
     def __init__(self, cfg: MyReachCfg, env) -> None:
         super().__init__(cfg, env)

@@ -1,14 +1,17 @@
-"""What a task is: a config dataclass plus a class with observations, rewards, success and resets.
+"""The task contract: a config dataclass plus a class with observations, rewards, success and resets.
 
 A task never steps physics and never loops over envs. It reads state from the env (``env.qpos``,
 ``env.site_pos_w("grip")``, ...) as ``(num_envs, ...)`` tensors and returns tensors of the same
-batch size. See ``tasks/franka_reach.py`` for a complete example and the README for a walk-through.
+batch size. :class:`BatchedEnv` drives a task through the members of :class:`Task` only; the
+optional ones (``expert``, ``target_pos_w``, ``train_defaults``, ``action_term``) have defaults here.
+Task files live in ``worldloop/tasks`` (or your own module) and register themselves there; see
+``tasks/franka_reach.py`` for a complete example and ``docs/new_task.md`` for a walk-through.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import torch
 
@@ -33,8 +36,23 @@ class TaskCfg:
     weights: dict[str, float] = field(default_factory=dict)
     """Reward weight per term name; the reward is ``sum(weights[k] * term_k)`` per policy step."""
     randomization: dict[str, RandTerm] = field(default_factory=dict)
-    """Domain randomization terms by name (``envs/randomization.py``); tasks override this with
+    """Domain randomization terms by name (``envs/randomization/``); tasks override this with
     their preset; ``--rand NAME.FIELD=VALUE`` on the command line."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainDefaults:
+    """Training settings a task declares as plain data (``Task.train_defaults``); the learner reads them.
+
+    ``agent`` holds overrides of the PPO configuration's fields by name (``worldloop.policies.ppo.PPOCfg``),
+    e.g. ``{"init_noise_std": 0.4, "entropy_coef": 0.0}``; an unknown name is refused when a run is built."""
+
+    num_envs: int = 1024
+    """Envs stepped together in training."""
+    max_iterations: int = 300
+    """PPO iterations of a run."""
+    agent: dict[str, Any] = field(default_factory=dict)
+    """PPO settings that differ from ``PPOCfg``'s defaults, by field name."""
 
 
 C = TypeVar("C", bound=TaskCfg)
@@ -42,6 +60,9 @@ C = TypeVar("C", bound=TaskCfg)
 
 class Task(Generic[C]):
     """Base class of a task. Subclasses implement the methods below on batched tensors."""
+
+    train_defaults: TrainDefaults = TrainDefaults()
+    """Training settings of this task (``worldloop train`` starts from them)."""
 
     def __init__(self, cfg: C, env: BatchedEnv) -> None:
         self.cfg = cfg
@@ -51,7 +72,7 @@ class Task(Generic[C]):
 
     # ---- actions --------------------------------------------------------------------------
     action_term = None
-    """An object with ``action_dim`` and ``actions_to_ctrl(actions)`` (e.g. ``envs.actions.FrankaArm``)
+    """An object with ``action_dim`` and ``actions_to_ctrl(actions)`` (e.g. ``tasks.robots.franka.FrankaArm``)
     that a task may set in ``__init__`` to take its action space from; ``None``: the default below."""
 
     @property
@@ -91,3 +112,18 @@ class Task(Generic[C]):
     def terminated(self) -> torch.Tensor:
         """``(num_envs,)`` bool: the episode ends in a terminal state. Default: never."""
         return torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+
+    # ---- optional members -----------------------------------------------------------------
+    def expert(self) -> torch.Tensor:
+        """Scripted actions ``(num_envs, action_dim)`` for the current state (demonstrations, and the
+        proof that the task is well posed). Tasks without one raise :class:`NotImplementedError`."""
+        raise NotImplementedError(f"{type(self).__name__} has no scripted expert")
+
+    @classmethod
+    def has_expert(cls) -> bool:
+        """Whether the task overrides :meth:`expert`."""
+        return cls.expert is not Task.expert
+
+    target_pos_w: torch.Tensor | None = None
+    """``(num_envs, 3)`` [m] world position of the task's goal (drawn in videos), or ``None``: no goal
+    point. A task may assign a tensor in ``__init__``/``reset`` or define a property."""

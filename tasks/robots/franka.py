@@ -18,7 +18,7 @@ action space is chosen by one config field, ``action_space``:
   (robosuite's ``OSC_POSITION``, ManiSkill's ``pd_ee_delta_pos``).
 
 The last value is the gripper command in every space: ``> 0`` opens (0.04 m per finger), ``<= 0`` closes;
-with ``gripper="closed"`` there is no such value and the fingers stay closed.
+with ``gripper="closed"`` or ``"open"`` there is no such value and the fingers stay closed or open.
 
 Position servos need a persistent target: a target equal to the measured joint positions gives no
 gravity compensation and the arm sinks. ``joint_delta`` and ``ee_delta`` therefore integrate their
@@ -32,6 +32,7 @@ action space.
 from __future__ import annotations
 
 import math
+import typing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -49,13 +50,17 @@ from worldloop.envs.kinematics import (
     quat_to_rotvec,
     yaw_of,
 )
+from worldloop.envs.randomization import RandTerm
 
 if TYPE_CHECKING:
     from worldloop.envs.batched_env import BatchedEnv
 
 ARM_JOINTS = [f"joint{i}" for i in range(1, 8)]
 FINGER_JOINTS = ["finger_joint1", "finger_joint2"]
-ACTION_SPACES = ("joint_pos", "joint_delta", "ee_delta", "ee_pos")
+ActionSpace = Literal["joint_pos", "joint_delta", "ee_delta", "ee_pos"]
+"""The four Franka action spaces (see the module docstring)."""
+ACTION_SPACES: tuple[str, ...] = typing.get_args(ActionSpace)
+GRIPPER_MODES = ("policy", "closed", "open")
 FINGER_OPEN = 0.04
 """[m] opening of each finger when the gripper is open (8 cm between the pads)."""
 
@@ -64,7 +69,7 @@ FINGER_OPEN = 0.04
 class FrankaActionsCfg:
     """Action-space fields shared by every Franka task config (mixed in next to ``TaskCfg``)."""
 
-    action_space: Literal["joint_pos", "joint_delta", "ee_delta", "ee_pos"] = "joint_pos"
+    action_space: ActionSpace = "joint_pos"
     """``joint_pos``: 7 joint targets around ``home`` + gripper; ``joint_delta``: 7 joint target changes
     + gripper; ``ee_delta``: grip pose change + gripper; ``ee_pos``: grip displacement, yaw change
     + gripper with the hand pointing down."""
@@ -81,9 +86,10 @@ class FrankaActionsCfg:
     start_grip_pos: tuple[float, float, float] | None = None
     """[m] grip site position (world frame, hand pointing down) the arm starts episodes at, solved by IK
     once; ``None`` starts at the scene's ``home`` keyframe. Available as ``FrankaArm.start``."""
-    gripper: Literal["policy", "closed"] = "policy"
+    gripper: Literal["policy", "closed", "open"] = "policy"
     """``policy``: the last action value opens (> 0) or closes the gripper; ``closed``: no gripper value, the
-    fingers stay closed (for tasks that start with the object in the hand, as Isaac Lab's Factory does)."""
+    fingers stay closed (for tasks that start with the object in the hand, as Isaac Lab's Factory does);
+    ``open``: no gripper value, the fingers stay open (reaching)."""
     gravity_compensation: bool = True
     """Add the nominal arm's gravity torque / servo stiffness to the joint targets, so that a static
     target is reached instead of sagging by up to ~1 cm (the real Panda compensates gravity itself)."""
@@ -127,8 +133,8 @@ class FrankaArm:
     ):
         if cfg.action_space not in ACTION_SPACES:
             raise ValueError(f"action_space must be one of {ACTION_SPACES}, got {cfg.action_space!r}")
-        if cfg.gripper not in ("policy", "closed"):
-            raise ValueError(f"gripper must be 'policy' or 'closed', got {cfg.gripper!r}")
+        if cfg.gripper not in GRIPPER_MODES:
+            raise ValueError(f"gripper must be one of {GRIPPER_MODES}, got {cfg.gripper!r}")
         self.env, self.cfg = env, cfg
         self.device, n = env.device, env.num_envs
         self.q_ids = env.joint_qpos_ids(ARM_JOINTS)
@@ -175,7 +181,7 @@ class FrankaArm:
     # ---- action spaces ------------------------------------------------------------------------
     @property
     def action_dim(self) -> int:
-        return {"ee_delta": 7, "ee_pos": 5}.get(self.cfg.action_space, 8) - (self.cfg.gripper == "closed")
+        return {"ee_delta": 7, "ee_pos": 5}.get(self.cfg.action_space, 8) - (self.cfg.gripper != "policy")
 
     def reset(self, mask: torch.Tensor, qpos: torch.Tensor, close: torch.Tensor | bool = False) -> None:
         """Start the command buffers of the envs in ``mask`` at the arm joints of ``qpos`` ``(N, nq)``."""
@@ -205,7 +211,7 @@ class FrankaArm:
         if cfg.gripper == "policy":
             self.close_cmd = actions[:, -1] <= 0.0
         else:
-            self.close_cmd = torch.ones_like(self.close_cmd)
+            self.close_cmd = torch.full_like(self.close_cmd, cfg.gripper == "closed")
         grip = torch.where(self.close_cmd, self.grip_lo, self.grip_hi)
         target = self.q_cmd
         if cfg.gravity_compensation:
@@ -344,11 +350,25 @@ class FrankaArm:
 __all__ = [
     "ACTION_SPACES",
     "ARM_JOINTS",
+    "ActionSpace",
     "FINGER_JOINTS",
     "FINGER_OPEN",
     "FrankaActionsCfg",
     "FrankaArm",
     "down_quat",
+    "manipulation_preset",
     "nearest_yaw",
     "wrap_to_pi",
 ]
+
+
+def manipulation_preset(objects: str) -> dict[str, RandTerm]:
+    """The default randomization of the Franka manipulation tasks, for the bodies matching
+    ``objects`` (a regular expression over body names): what varies most between a simulated and a
+    real pick: the object's mass, the arm's joint damping, and sensor noise. Kept mild enough that
+    every task's scripted expert still succeeds."""
+    return {
+        "object_mass": RandTerm(kind="body_mass", targets=objects, range=(0.7, 1.3), mode="reset"),
+        "joint_damping": RandTerm(kind="dof_damping", targets="joint[1-7]", range=(0.5, 2.0), dist="log_uniform"),
+        "obs_noise": RandTerm(kind="obs_noise", dist="gaussian", range=(-0.002, 0.002)),
+    }

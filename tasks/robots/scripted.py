@@ -11,8 +11,8 @@ back to an earlier phase (e.g. re-grasp after a slip) with :meth:`PhaseMachine.g
     phases = [Waypoint(pos=above_cube, yaw=yaw, close=False, tol=0.01), ...]
     actions = self.fsm.act(self.arm, phases)          # (num_envs, action_dim)
 
-Every task exposes its expert as ``Task.expert() -> (num_envs, action_dim)``;
-:func:`evaluate_expert` measures its success rate over seeded episodes.
+Every task exposes its expert as ``Task.expert() -> (num_envs, action_dim)``; ``worldloop expert``
+measures its success rate over seeded episodes.
 """
 
 from __future__ import annotations
@@ -22,13 +22,12 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from worldloop.envs.actions import down_quat
 from worldloop.rewards import orientation_error
+from worldloop.tasks.robots.franka import down_quat
 
 if TYPE_CHECKING:
-    from worldloop.envs.actions import FrankaArm
     from worldloop.envs.batched_env import BatchedEnv
-    from worldloop.envs.loop import EvalResult
+    from worldloop.tasks.robots.franka import FrankaArm
 
 
 ROT_SPEED = 2.0
@@ -114,68 +113,3 @@ class PhaseMachine:
             return values[idx]
 
         return pick
-
-
-def evaluate_expert(
-    task_id: str, *, num_envs: int = 1000, num_episodes: int = 1000, backend: str = "mujoco", seed: int = 0, **cfg
-) -> EvalResult:
-    """Success rate of a task's scripted expert over ``num_episodes`` seeded episodes.
-
-    ``python -c "from worldloop.policies.scripted import evaluate_expert as e; print(e('Franka-Lift-v0'))"``"""
-    import worldloop
-    from worldloop.envs.loop import evaluate
-
-    env = worldloop.make(task_id, num_envs=num_envs, backend=backend, seed=seed, **cfg)
-    try:
-        return evaluate(env, lambda obs: env.task.expert(), num_episodes)
-    finally:
-        env.close()
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Success rate of every scripted expert, one JSON line per task::
-
-    python -c "from worldloop.policies.scripted import main; main()" --num-envs 1000 --episodes 1000"""
-    import argparse
-    import json
-    import time
-
-    import worldloop
-
-    p = argparse.ArgumentParser(prog="worldloop expert", description="Scripted expert success rates.")
-    experts = [s.id for s in worldloop.list_tasks() if hasattr(s.task_cls, "expert")]
-    p.add_argument("--tasks", nargs="+", default=experts, help=f"task ids (default: {' '.join(experts)})")
-    p.add_argument("--num-envs", type=int, default=1000, help="envs stepped together")
-    p.add_argument("--episodes", type=int, default=1000, help="seeded episodes per task")
-    p.add_argument("--backend", default="mujoco", help="mujoco or newton")
-    p.add_argument("--seed", type=int, default=0, help="seed of the env generator")
-    p.add_argument(
-        "--action-space", default=None, help="joint_pos, joint_delta, ee_delta or ee_pos (default: each task's own)"
-    )
-    args = p.parse_args(argv)
-    for task in args.tasks:
-        t0 = time.perf_counter()
-        r = evaluate_expert(
-            task,
-            num_envs=args.num_envs,
-            num_episodes=args.episodes,
-            backend=args.backend,
-            seed=args.seed,
-            **({"action_space": args.action_space} if args.action_space else {}),
-        )
-        lo, hi = r.success_ci95
-        print(
-            json.dumps(
-                {
-                    "task": task,
-                    "backend": args.backend,
-                    "action_space": args.action_space or "default",
-                    "episodes": r.episodes,
-                    "success_rate": r.success_rate,
-                    "ci95": [round(lo, 4), round(hi, 4)],
-                    "mean_length": r.mean_length,
-                    "seconds": round(time.perf_counter() - t0, 1),
-                }
-            ),
-            flush=True,
-        )
