@@ -294,6 +294,72 @@ class BatchedEnv:
         self.prev_actions *= keep.unsqueeze(-1)
 
     @_env_method
+    def set_state(
+        self, qpos: torch.Tensor, qvel: torch.Tensor, env_ids: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Put a logged physics state into envs, as the first state of a new episode (on every backend).
+
+        Args:
+            qpos: ``(len(env_ids), nq)`` joint positions, MuJoCo conventions (``(num_envs, nq)`` without
+                ``env_ids``), e.g. a dataset's ``observation.qpos`` rows.
+            qvel: ``(len(env_ids), nv)`` joint velocities [m/s, rad/s].
+            env_ids: ``(k,)`` indices of the envs to write; default every env.
+
+        Restored: ``qpos``/``qvel`` (the backend clears time, warm start, activations and its solver
+        history, as at a reset), the episode buffers (step count 0, return, ``actions`` and
+        ``prev_actions`` zero, the ``action_latency`` history), and the command state of the task's
+        ``action_term`` where it has a ``reset(mask, qpos)`` (the Franka arm's joint command starts at the
+        restored joints). Not restored: what the task sampled at its reset (goals, targets), a
+        scripted expert's phase, and the randomization draws: pin those with
+        ``env.randomizer.set(name, values, mask)`` first. So replaying an episode's actions from its
+        first frame reproduces its physics; a frame in the middle of an episode is restored exactly
+        in ``qpos``/``qvel``, but a command integrated over the past steps (``joint_delta``,
+        ``ee_delta``, ``ee_pos``) restarts at the measured joints.
+
+        Returns the observation groups of every env after the write (also what the next
+        :class:`~worldloop.envs.loop.Loop` run starts from).
+
+        Raises:
+            ValueError: wrong shapes, non-finite values, or env ids out of range.
+        """
+        n = self.num_envs
+        if env_ids is None:
+            ids = torch.arange(n, device=self.device)
+        else:
+            ids = torch.as_tensor(env_ids, device=self.device).long().flatten()
+            if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= n):
+                raise ValueError(f"{self.task_id}: env_ids must be in 0..{n - 1}, got {ids.tolist()[:10]}")
+        for name, x, width in (("qpos", qpos, self.nq), ("qvel", qvel, self.nv)):
+            if tuple(x.shape) != (ids.numel(), width):
+                raise ValueError(
+                    f"{self.task_id}: set_state {name} must have shape (len(env_ids), {name[1:]}) = "
+                    f"{(ids.numel(), width)}, got {tuple(x.shape)}"
+                )
+            if not bool(torch.isfinite(x).all()):
+                raise ValueError(f"{self.task_id}: set_state {name} contains NaN or inf")
+        mask = torch.zeros(n, dtype=torch.bool, device=self.device)
+        mask[ids] = True
+        full_q, full_v = self.qpos.clone(), self.qvel.clone()
+        full_q[ids] = qpos.to(self.device, torch.float32)
+        full_v[ids] = qvel.to(self.device, torch.float32)
+        self.backend.set_state(mask, full_q, full_v)
+        self._pose_cache = None
+        keep = ~mask
+        self.episode_length_buf *= keep
+        self._ep_return *= keep
+        for v in self._ep_terms.values():
+            v *= keep
+        self.actions *= keep.unsqueeze(-1)
+        self.prev_actions *= keep.unsqueeze(-1)
+        if self.randomizer._delay is not None:
+            self.randomizer._delay.clear(mask)
+        term_reset = getattr(self.task.action_term, "reset", None)
+        if term_reset is not None:
+            term_reset(mask, self.qpos.clone())
+        self._obs = self.randomizer.observe(self.task.observe())
+        return self._obs
+
+    @_env_method
     def step(self, actions: torch.Tensor):
         """Advance every env by one policy step; see the module docstring for the contract."""
         t0 = time.perf_counter()
