@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
 
 
 @dataclass(kw_only=True)
@@ -23,7 +26,7 @@ class PPOCfg:
     """Normalize observations with running statistics (saved in checkpoints and exports)."""
     learning_rate: float = 1e-3
     """Adam learning rate (adapted to ``desired_kl`` when ``schedule="adaptive"``)."""
-    schedule: str = "adaptive"
+    schedule: Literal["adaptive", "fixed"] = "adaptive"
     """``"adaptive"`` (KL-driven) or ``"fixed"`` learning rate."""
     desired_kl: float = 0.01
     """Target KL divergence per update for the adaptive schedule."""
@@ -90,10 +93,15 @@ class PPOCfg:
         }
 
 
-@dataclass(kw_only=True)
-class TrainDefaults:
-    """Per-task training defaults a task may declare (``Task.train_defaults``)."""
+def ppo_cfg(overrides: Mapping[str, Any] | None = None, *, source: str = "overrides") -> PPOCfg:
+    """``PPOCfg()`` with ``overrides`` (field name -> value, e.g. a task's ``train_defaults.agent``).
 
-    num_envs: int = 1024
-    max_iterations: int = 300
-    ppo: PPOCfg = field(default_factory=PPOCfg)
+    Raises:
+        KeyError: a name that is no field of :class:`PPOCfg`; the message names ``source`` and the fields.
+    """
+    overrides = dict(overrides or {})
+    names = [f.name for f in dataclasses.fields(PPOCfg)]
+    unknown = sorted(set(overrides) - set(names))
+    if unknown:
+        raise KeyError(f"{source}: unknown PPOCfg field(s) {unknown}; PPOCfg fields: {', '.join(names)}")
+    return dataclasses.replace(PPOCfg(), **overrides)

@@ -1,6 +1,7 @@
 """rsl-rl-lib's ``OnPolicyRunner`` with what long runs need.
 
-- Checkpoints are written atomically (temp file + rename): ``model_<it>.pt`` every
+- Checkpoints are written atomically (temp file + rename) with the names of
+  :mod:`worldloop.policies.run_dir`: ``model_<it>.pt`` every
   ``save_interval`` iterations, ``last.pt`` at every save and ``best.pt`` when the success rate of
   recently finished episodes is the best so far. They hold models, optimizer, iteration and RNG
   state, and load with ``torch.load(weights_only=True)``.
@@ -23,11 +24,12 @@ from pathlib import Path
 import torch
 from rsl_rl.runners import OnPolicyRunner  # noqa: TID253 - imported only when training
 
+from worldloop.policies import run_dir
+from worldloop.policies.run_dir import CheckpointError
+
+__all__ = ["CHECKPOINT_KEYS", "CheckpointError", "Runner", "atomic_save", "load_checkpoint"]
+
 CHECKPOINT_KEYS = ("actor_state_dict", "critic_state_dict", "optimizer_state_dict", "iter")
-
-
-class CheckpointError(ValueError):
-    """A file that is not a readable worldloop checkpoint."""
 
 
 def atomic_save(obj: dict, path: str | Path) -> None:
@@ -52,17 +54,6 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         missing = [k for k in CHECKPOINT_KEYS if not isinstance(data, dict) or k not in data]
         raise CheckpointError(f"{path} is not a worldloop/rsl-rl checkpoint: missing {missing}")
     return data
-
-
-def latest_checkpoint(run_dir: str | Path) -> Path:
-    """``last.pt`` of a run, else its highest ``model_<it>.pt``."""
-    run_dir = Path(run_dir)
-    if (run_dir / "last.pt").is_file():
-        return run_dir / "last.pt"
-    models = sorted(run_dir.glob("model_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
-    if not models:
-        raise CheckpointError(f"no checkpoint (last.pt or model_<it>.pt) in {run_dir}")
-    return models[-1]
 
 
 class Runner(OnPolicyRunner):
@@ -111,11 +102,11 @@ class Runner(OnPolicyRunner):
             state["randomizer_state"] = env.randomizer.state_dict()
         path = Path(path)
         atomic_save(state, path)
-        atomic_save(state, path.with_name("last.pt"))
+        atomic_save(state, path.with_name(run_dir.LAST))
         success = getattr(self.env, "last_stats", {}).get("success")
         if success is not None and success > self.best_success:
             self.best_success = success
-            atomic_save(state, path.with_name("best.pt"))
+            atomic_save(state, path.with_name(run_dir.BEST))
 
     def load(self, path: str, load_cfg: dict | None = None, strict: bool = True, map_location: str | None = None):
         data = load_checkpoint(path, map_location or self.device)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
@@ -16,7 +17,8 @@ commands:
   curve    a run's learning curve as a table       worldloop curve --run runs/Franka-Push-v0/<date_time>
   list     print the registered tasks
 
-`worldloop <command> --help` documents every option of a command.
+`worldloop <command> --help` documents every option of a command; WORLDLOOP_DEBUG=1 shows the
+traceback of an input error.
 """
 COMMANDS = ("train", "play", "export", "bench", "expert", "curve", "list")
 
@@ -38,25 +40,15 @@ def main(argv: list[str] | None = None) -> None:
     cmd, rest = argv[0], argv[1:]
     if cmd not in COMMANDS:
         sys.exit(f"worldloop: unknown command {cmd!r}; allowed: {', '.join(COMMANDS)}\n\n{USAGE}")
-    if cmd == "train":
-        from worldloop.scripts.train import main as run
-    elif cmd == "play":
-        from worldloop.scripts.play import main_play as run
-    elif cmd == "export":
-        from worldloop.scripts.play import main_export as run
-    elif cmd == "bench":
-        from worldloop.scripts.bench import main as run
-    elif cmd == "expert":
-        from worldloop.policies.scripted import main as run
-    elif cmd == "curve":
-        from worldloop.scripts.curve import main as run
-    else:
+    if cmd == "list":
         run = cmd_list
-    from worldloop.policies.runner import CheckpointError
+    else:
+        run = importlib.import_module(f"worldloop.scripts.{cmd}").main
+    from worldloop.policies.run_dir import CheckpointError, ConfigError
 
     try:
         run(rest)
-    except (KeyError, FileNotFoundError, CheckpointError) as e:
+    except (KeyError, FileNotFoundError, CheckpointError, ConfigError) as e:
         # Input errors: say what was wrong, without a traceback (WORLDLOOP_DEBUG=1 shows it).
         if os.environ.get("WORLDLOOP_DEBUG"):
             raise

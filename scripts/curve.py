@@ -8,8 +8,22 @@ built), so they are training time: collection, learning, logging and checkpoints
 
 from __future__ import annotations
 
-import argparse
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+
+
+@dataclass(kw_only=True)
+class CurveCfg:
+    """A run's learning curve from its tensorboard events, as a plain table."""
+
+    run: str
+    """Run directory (holds events.out.tfevents.*)."""
+    every: int = 50
+    """Print every N-th iteration (and the last)."""
+    target: float | None = None
+    """Also report when success first reached this (0-1)."""
+
 
 TAGS = {"success": "Episode/success", "return": "Episode/return", "length": "Episode/length"}
 
@@ -36,12 +50,11 @@ def read_curve(run: str | Path) -> list[dict]:
     return [rows[k] for k in sorted(rows)]
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="worldloop curve", description=__doc__.split("\n\n")[0])
-    p.add_argument("--run", required=True, help="run directory (holds events.out.tfevents.*)")
-    p.add_argument("--every", type=int, default=50, help="print every N-th iteration (and the last)")
-    p.add_argument("--target", type=float, default=None, help="also report when success first reached this")
-    args = p.parse_args(argv)
+def main(argv: Sequence[str] | None = None) -> None:
+    """``worldloop curve``."""
+    import tyro
+
+    args = tyro.cli(CurveCfg, args=argv, prog="worldloop curve")
     rows = read_curve(args.run)
     print(f"{'iteration':>9}  {'minutes':>7}  {'success':>7}  {'return':>8}")
     for i, r in enumerate(rows):

@@ -1,79 +1,81 @@
-"""``worldloop play`` and ``worldloop export``: use a trained run.
+"""``worldloop play``: evaluate a trained run, optionally record a video.
 
-    worldloop play --run runs/Franka-Reach-v0/<date_time> [--episodes 1000] [--video]
-    worldloop export --run runs/Franka-Reach-v0/<date_time>
+    worldloop play --run runs/Franka-Reach-v0/<date_time> [--episodes 1000] [--backend newton] [--video]
 
-``play`` reports success over N episodes with a 95% interval (``play.json``) and can record an
-mp4 of env 0 (MuJoCo offscreen rendering; ``MUJOCO_GL=egl`` or ``osmesa`` without a display),
-written to the run directory and logged to tensorboard. ``export`` writes the deterministic actor,
-with its observation normalizer, to ``exported/policy.onnx`` and ``exported/policy.pt``
-(TorchScript); both take the concatenated ``policy`` observation group ``(batch, n_obs)``.
+Reports success over N episodes with a 95% interval (``play_<backend>.json`` in the run) and can
+record an mp4 of env 0 (MuJoCo offscreen rendering; ``MUJOCO_GL=egl`` or ``osmesa`` without a
+display), written to the run directory and logged to tensorboard.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from worldloop.envs.loop import Loop, Policy, evaluate
+from worldloop.policies import run_dir
+from worldloop.policies.train import Backend, inference_policy, load_run
 
-def load_run(
-    run_dir: str | Path,
-    *,
-    checkpoint: str = "best",
-    num_envs: int | None = None,
-    backend: str | None = None,
-    device: str | None = None,
-    seed: int = 12345,
-):
-    """Rebuild a run's env (from its saved config) and load a checkpoint into its runner.
 
-    ``checkpoint``: ``"best"``, ``"last"`` or a path. Returns ``(env, runner)``."""
-    from worldloop.envs.batched_env import BatchedEnv
-    from worldloop.envs.rsl_rl_adapter import RslRlVecEnv
-    from worldloop.policies.runner import Runner, latest_checkpoint
-    from worldloop.scripts.train import load_run_config
+@dataclass(kw_only=True)
+class PlayCfg:
+    """Evaluate a trained run, optionally record a video."""
 
-    run_dir = Path(run_dir)
-    cfg, task_cfg = load_run_config(run_dir)
-    if checkpoint == "best" and (run_dir / "best.pt").is_file():
-        ckpt = run_dir / "best.pt"
-    elif checkpoint in ("best", "last"):
-        ckpt = latest_checkpoint(run_dir)
-    else:
-        ckpt = Path(checkpoint)
-    env = BatchedEnv(
-        cfg.task,
-        num_envs=num_envs or cfg.num_envs,
-        backend=backend or cfg.backend,
-        device=device or cfg.device,
-        seed=seed,
-        cfg=task_cfg,
+    run: str
+    """Run directory (``runs/<task>/<date_time>``)."""
+    checkpoint: str = "best"
+    """best, last, a checkpoint file in the run (model_300.pt) or a path."""
+    episodes: int = 1000
+    """Evaluation episodes."""
+    num_envs: int | None = None
+    """Envs stepped together; default min(episodes, 1024)."""
+    backend: Backend | None = None
+    """Evaluate on another backend than the run's (sim-to-sim); default the run's."""
+    video: bool = False
+    """Record play.mp4 of env 0 into the run directory (and tensorboard)."""
+    video_steps: int = 250
+    """Policy steps in the video."""
+
+
+def play(cfg: PlayCfg) -> dict:
+    """Evaluate ``cfg.run``'s checkpoint; returns what ``play_<backend>.json`` holds."""
+    path = Path(cfg.run)
+    task = run_dir.read_config(path).task
+    env, runner = load_run(
+        path, checkpoint=cfg.checkpoint, num_envs=cfg.num_envs or min(cfg.episodes, 1024), backend=cfg.backend
     )
-    vec = RslRlVecEnv(env, log_interval=cfg.agent.num_steps_per_env, reward_scale=cfg.agent.reward_scale)
-    runner = Runner(vec, cfg.agent.to_rsl_rl(save_interval=cfg.save_interval), log_dir=None, device=str(env.device))
-    runner.load(str(ckpt))
-    return env, runner
-
-
-def make_policy(runner, num_envs: int):
-    """A ``obs dict -> actions`` callable running the deterministic actor."""
-    from tensordict import TensorDict
-
-    actor = runner.get_inference_policy(device=str(runner.device))
-    return lambda obs: actor(TensorDict(obs, batch_size=[num_envs]))
+    policy = inference_policy(runner, env.num_envs)
+    result = evaluate(env, policy, cfg.episodes)
+    out = {"task": task, "backend": env.backend_name, "checkpoint": cfg.checkpoint, **dataclasses.asdict(result)}
+    print(
+        f"[worldloop] {task} on {env.backend_name}: success {100 * result.success_rate:.1f}% "
+        f"(95% CI {100 * result.success_ci95[0]:.1f}-{100 * result.success_ci95[1]:.1f}%) over "
+        f"{result.episodes} episodes, mean return {result.mean_return:.2f}",
+        flush=True,
+    )
+    if cfg.video:
+        video = path / run_dir.VIDEO
+        frames = record_video(env, policy, video, steps=cfg.video_steps)
+        log_video_to_tensorboard(path, "Play/video", frames, fps=1.0 / env.step_dt)
+        out["video"] = str(video)
+        print(f"[worldloop] video: {video} ({len(frames)} frames)", flush=True)
+    run_dir.write_play(path, env.backend_name, out)
+    env.close()
+    return out
 
 
 def record_video(
-    env, policy, path: Path, *, steps: int, fps: float | None = None, width: int = 480, height: int = 360
+    env, policy: Policy, path: Path, *, steps: int, fps: float | None = None, width: int = 480, height: int = 360
 ) -> torch.Tensor:
-    """Roll the policy for ``steps`` policy steps and write env 0 as an mp4 (H.264 via PyAV).
+    """Run the policy from a reset for ``steps`` policy steps and write env 0 as an mp4 (H.264 via PyAV).
 
-    Rendering reads ``qpos`` of env 0 into a plain ``MjData`` of the nominal scene, so it works
-    for every backend. Returns the frames ``(T, H, W, 3)`` uint8."""
+    Frame ``t`` is the state before action ``t``: the :class:`Loop`'s ``qpos`` of env 0 read into a plain
+    ``MjData`` of the nominal scene (so it works for every backend), with the task's goal
+    (``target_pos_w``) as a green sphere. Returns the frames ``(T, H, W, 3)`` uint8."""
     import mujoco
 
     try:
@@ -81,31 +83,37 @@ def record_video(
     except ImportError as e:
         raise ImportError("video needs PyAV: pip install av  (or worldloop[test])") from e
     fps = fps or 1.0 / env.step_dt
+    targets: list[torch.Tensor | None] = []
+
+    def act(obs):
+        # The goal as the policy sees it, for the frame of this step.
+        target = env.task.target_pos_w
+        targets.append(None if target is None else target[0].double().cpu())
+        return policy(obs)
+
+    rollouts = Loop(env, act).run(steps, chunk=max(steps, 1), fields=("qpos",), reset=True)
+    qpos = [q for r in rollouts for q in r.qpos[:, 0].double().cpu().numpy()]
     m = env.mj_model
     d = mujoco.MjData(m)
     frames = []
     renderer = mujoco.Renderer(m, height, width)
     try:
-        obs, _ = env.reset()
-        target = getattr(env.task, "target_pos_w", None)
-        for _ in range(steps):
-            d.qpos[:] = env.qpos[0].double().cpu().numpy()
+        for q, target in zip(qpos, targets, strict=True):
+            d.qpos[:] = q
             mujoco.mj_forward(m, d)
             renderer.update_scene(d)
-            if target is not None:  # show the task's goal as a green sphere
-                scn = renderer.scene
-                if scn.ngeom < scn.maxgeom:
-                    mujoco.mjv_initGeom(
-                        scn.geoms[scn.ngeom],
-                        mujoco.mjtGeom.mjGEOM_SPHERE,
-                        [0.02, 0, 0],
-                        env.task.target_pos_w[0].double().cpu().numpy(),
-                        torch.eye(3).flatten().double().numpy(),
-                        [0.1, 0.9, 0.2, 0.6],
-                    )
-                    scn.ngeom += 1
+            scn = renderer.scene
+            if target is not None and scn.ngeom < scn.maxgeom:
+                mujoco.mjv_initGeom(
+                    scn.geoms[scn.ngeom],
+                    mujoco.mjtGeom.mjGEOM_SPHERE,
+                    [0.02, 0, 0],
+                    target.numpy(),
+                    torch.eye(3).flatten().double().numpy(),
+                    [0.1, 0.9, 0.2, 0.6],
+                )
+                scn.ngeom += 1
             frames.append(torch.from_numpy(renderer.render().copy()))
-            obs, *_ = env.step(policy(obs))
     finally:
         renderer.close()
     video = torch.stack(frames)
@@ -118,7 +126,7 @@ def record_video(
     return video
 
 
-def log_video_to_tensorboard(run_dir: Path, tag: str, video: torch.Tensor, fps: float, step: int = 0) -> None:
+def log_video_to_tensorboard(run: Path, tag: str, video: torch.Tensor, fps: float, step: int = 0) -> None:
     """An animated GIF image summary (what tensorboard displays as video), no moviepy needed."""
     import io
 
@@ -131,84 +139,12 @@ def log_video_to_tensorboard(run_dir: Path, tag: str, video: torch.Tensor, fps: 
     frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=int(2000 / fps), loop=0)
     h, w = frames[0].height, frames[0].width
     img = Summary.Image(height=h, width=w, colorspace=3, encoded_image_string=buf.getvalue())
-    with SummaryWriter(log_dir=str(run_dir)) as writer:
+    with SummaryWriter(log_dir=str(run)) as writer:
         writer._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=tag, image=img)]), step)
 
 
-def play(
-    run: str,
-    *,
-    checkpoint: str = "best",
-    episodes: int = 1000,
-    num_envs: int | None = None,
-    backend: str | None = None,
-    video: bool = False,
-    video_steps: int = 250,
-) -> dict:
-    from worldloop.envs.loop import evaluate
+def main(argv: Sequence[str] | None = None) -> dict:
+    """``worldloop play``."""
+    import tyro
 
-    run_dir = Path(run)
-    env, runner = load_run(run_dir, checkpoint=checkpoint, num_envs=num_envs or min(episodes, 1024), backend=backend)
-    policy = make_policy(runner, env.num_envs)
-    result = evaluate(env, policy, episodes)
-    out = {"task": env.task_id, "backend": env.backend_name, "checkpoint": checkpoint, **dataclasses.asdict(result)}
-    print(
-        f"[worldloop] {env.task_id} on {env.backend_name}: success {100 * result.success_rate:.1f}% "
-        f"(95% CI {100 * result.success_ci95[0]:.1f}-{100 * result.success_ci95[1]:.1f}%) over "
-        f"{result.episodes} episodes, mean return {result.mean_return:.2f}",
-        flush=True,
-    )
-    if video:
-        path = run_dir / "play.mp4"
-        frames = record_video(env, policy, path, steps=video_steps)
-        log_video_to_tensorboard(run_dir, "Play/video", frames, fps=1.0 / env.step_dt)
-        out["video"] = str(path)
-        print(f"[worldloop] video: {path} ({len(frames)} frames)", flush=True)
-    (run_dir / f"play_{env.backend_name}.json").write_text(json.dumps(out, indent=2))
-    env.close()
-    return out
-
-
-def export(run: str, *, checkpoint: str = "best") -> dict:
-    run_dir = Path(run)
-    env, runner = load_run(run_dir, checkpoint=checkpoint, num_envs=1, device="cpu")
-    out_dir = run_dir / "exported"
-    runner.export_policy_to_onnx(str(out_dir), "policy.onnx")
-    runner.export_policy_to_jit(str(out_dir), "policy.pt")
-    n_obs = env.get_observations()["policy"].shape[-1]
-    env.close()
-    print(
-        f"[worldloop] exported {out_dir / 'policy.onnx'} and {out_dir / 'policy.pt'}: "
-        f"input 'obs' (batch, {n_obs}) -> 'actions' (batch, {env.action_dim})",
-        flush=True,
-    )
-    return {"onnx": str(out_dir / "policy.onnx"), "torchscript": str(out_dir / "policy.pt"), "n_obs": n_obs}
-
-
-def main_play(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(prog="worldloop play", description="Evaluate a trained run, optionally record a video.")
-    p.add_argument("--run", required=True, help="run directory (runs/<task>/<date_time>)")
-    p.add_argument("--checkpoint", default="best", help="best, last, or a checkpoint path")
-    p.add_argument("--episodes", type=int, default=1000, help="evaluation episodes")
-    p.add_argument("--num-envs", type=int, default=None, help="envs stepped together (default min(episodes, 1024))")
-    p.add_argument("--backend", default=None, help="evaluate on another backend than the run's (sim-to-sim)")
-    p.add_argument("--video", action="store_true", help="record play.mp4 of env 0 into the run directory")
-    p.add_argument("--video-steps", type=int, default=250, help="policy steps in the video")
-    a = p.parse_args(argv)
-    return play(
-        a.run,
-        checkpoint=a.checkpoint,
-        episodes=a.episodes,
-        num_envs=a.num_envs,
-        backend=a.backend,
-        video=a.video,
-        video_steps=a.video_steps,
-    )
-
-
-def main_export(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(prog="worldloop export", description="Export a run's actor to ONNX and TorchScript.")
-    p.add_argument("--run", required=True, help="run directory (runs/<task>/<date_time>)")
-    p.add_argument("--checkpoint", default="best", help="best, last, or a checkpoint path")
-    a = p.parse_args(argv)
-    return export(a.run, checkpoint=a.checkpoint)
+    return play(tyro.cli(PlayCfg, args=argv, prog="worldloop play", config=(tyro.conf.FlagCreatePairsOff,)))

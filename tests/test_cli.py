@@ -104,3 +104,107 @@ def test_bench_reports_ratio_to_raw_physics():
 def test_readme_test_command_is_what_ci_runs():
     ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
     assert ci in (ROOT / "README.md").read_text()
+
+
+def test_dict_fields_are_options_that_reach_the_env():
+    """Reward weights and randomization terms are ordinary options (`_` or `-` in names)."""
+    import worldloop
+    from worldloop.scripts.train import parse
+
+    cfg = parse(
+        ["--task", "Franka-Lift-v0", "--env.weights.lift", "8", "--env.weights.goal-fine", "6"]
+        + ["--env.randomization.object_mass.range", "0.5", "2.0", "--env.randomization.joint-damping.dist", "uniform"]
+        + ["--num_envs", "4", "--agent.learning_rate", "3e-4"]
+    )
+    assert cfg.num_envs == 4 and cfg.agent.learning_rate == 3e-4
+    env = worldloop.make(cfg.task, num_envs=2, backend="mujoco", cfg=cfg.env)
+    try:
+        assert env.cfg.weights["lift"] == 8.0 and env.cfg.weights["goal_fine"] == 6.0
+        assert env.cfg.weights["reach"] == 1.0  # the other weights keep the task's values
+        assert env.cfg.randomization["joint_damping"].dist == "uniform"
+        assert env.randomizer.ranges()["object_mass"] == pytest.approx((0.5, 2.0))
+    finally:
+        env.close()
+
+
+def test_rand_shorthand_adds_and_drops_terms_before_the_options():
+    from worldloop.envs.randomization import RandTerm
+    from worldloop.scripts.train import parse
+
+    cfg = parse(
+        ["--task", "Franka-Lift-v0", "--rand", "obs_noise=off", "--rand", "cube_mass.kind=body_mass"]
+        + ["--rand", "cube_mass.targets=cube", "--rand=cube_mass.range=0.5,2"]
+        + ["--env.randomization.cube_mass.range", "0.6", "1.5"]
+    )
+    assert "obs_noise" not in cfg.env.randomization
+    assert cfg.env.randomization["cube_mass"] == RandTerm(kind="body_mass", targets="cube", range=(0.6, 1.5))
+
+
+def test_help_lists_the_choices_of_literal_fields():
+    out = run("train", "--task", "Franka-Lift-v0", "--help").stdout
+    assert "--env.action-space {joint_pos,joint_delta,ee_delta,ee_pos}" in out
+    assert "--backend {auto,mujoco,newton}" in out and "--env.weights.lift FLOAT" in out
+    assert "--env.randomization.object-mass.range FLOAT FLOAT" in out and "--rand" in out
+
+
+def test_unknown_option_and_bad_input_are_refused_clearly():
+    r = run("train", "--task", "Cartpole-v0", "--agent.learnin-rate", "1e-3", check=False)
+    assert r.returncode != 0 and "--agent.learnin-rate" in r.stderr and "--agent.learning-rate" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = run("train", "--task", "Cartpole-v0", "--backend", "bullet", check=False)
+    assert r.returncode != 0 and "bullet" in r.stderr and "mujoco" in r.stderr
+    r = run("train", "--task", "Cartpole-v0", "--rand", "pole_mass.rnage=1,2", check=False)
+    assert r.returncode != 0 and "rnage" in r.stderr and "range" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_unknown_ppo_key_in_train_defaults_names_the_fields(monkeypatch):
+    from worldloop.envs.task import TrainDefaults
+    from worldloop.scripts.train import parse
+    from worldloop.tasks import get_task
+
+    monkeypatch.setattr(get_task("Cartpole-v0").task_cls, "train_defaults", TrainDefaults(agent={"learning_rte": 1}))
+    with pytest.raises(KeyError, match=r"Cartpole-v0.*learning_rte.*learning_rate"):
+        parse(["--task", "Cartpole-v0"])
+
+
+def test_config_json_round_trip_and_checkpoints(tmp_path):
+    """The run directory's config reads back as the dataclasses it was written from."""
+    from worldloop.envs.randomization import RandTerm
+    from worldloop.policies import run_dir
+    from worldloop.policies.train import TrainCfg, train
+    from worldloop.scripts.train import parse
+
+    cfg = parse(
+        ["--task", "Franka-Lift-v0", "--env.weights.lift", "8", "--agent.actor-hidden-dims", "64", "32"]
+        + ["--rand", "pads.kind=geom_friction", "--rand", "pads.targets=.*pad.*", "--rand", "pads.range=0.5,1.5"]
+        + ["--rand", "pads.components=0", "--rand", "pads.max_range=0.2,2", "--env.start-grip-pos", "None"]
+    )
+    path = run_dir.write_config(tmp_path / "run", cfg, backend="mujoco")
+    saved = json.loads(path.read_text())
+    assert set(saved) == {"train", "env", "agent", "backend"} and saved["env"]["weights"]["lift"] == 8.0
+    back = run_dir.read_config(tmp_path / "run")
+    assert back == cfg and type(back.env) is type(cfg.env)
+    assert all(isinstance(t, RandTerm) for t in back.env.randomization.values())
+    assert back.env.randomization["pads"].components == (0,) and back.env.randomization["pads"].max_range == (0.2, 2.0)
+    assert back.agent.actor_hidden_dims == (64, 32) and back.env.start_grip_pos is None
+    # Resuming may change the budget only.
+    assert TrainCfg.from_run(tmp_path / "run").resume == str(tmp_path / "run")
+    with pytest.raises(run_dir.ConfigError, match="num_envs"):
+        train(TrainCfg.from_run(tmp_path / "run", num_envs=3))
+    r = run("train", "--resume", str(tmp_path / "run"), "--env.weights.lift", "9", check=False)
+    assert r.returncode != 0 and "env" in r.stderr and "max_iterations" in r.stderr
+    # A field the code does not know is named with the file.
+    saved["env"]["lift_hieght"] = 0.1
+    path.write_text(json.dumps(saved))
+    with pytest.raises(run_dir.ConfigError, match=r"config.json.*lift_hieght"):
+        run_dir.read_config(tmp_path / "run")
+    # Checkpoints by name.
+    for name in ("model_0.pt", "model_10.pt", "model_2.pt"):
+        (tmp_path / "run" / name).write_bytes(b"")
+    assert run_dir.find_checkpoint(tmp_path / "run", "last").name == "model_10.pt"
+    assert run_dir.find_checkpoint(tmp_path / "run", "best").name == "model_10.pt"
+    (tmp_path / "run" / "best.pt").write_bytes(b"")
+    assert run_dir.find_checkpoint(tmp_path / "run", "best").name == "best.pt"
+    assert run_dir.find_checkpoint(tmp_path / "run", "model_2.pt").name == "model_2.pt"
+    with pytest.raises(run_dir.CheckpointError, match="model_3.pt.*model_10.pt"):
+        run_dir.find_checkpoint(tmp_path / "run", "model_3.pt")

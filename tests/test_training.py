@@ -80,7 +80,8 @@ def test_corrupt_or_foreign_checkpoint_is_refused(tmp_path):
 def test_export_onnx_and_torchscript_match_torch(tiny_run):
     import onnxruntime as ort
 
-    from worldloop.scripts.play import export, load_run
+    from worldloop.policies.train import load_run
+    from worldloop.scripts.export import export
 
     paths = export(str(tiny_run), checkpoint="last")
     env, runner = load_run(tiny_run, checkpoint="last", num_envs=1, device="cpu")
@@ -194,11 +195,11 @@ def test_torchrun_two_cpu_processes(tmp_path):
 
 
 def test_reward_scale_reaches_ppo_but_not_the_logged_returns():
-    from worldloop.envs.batched_env import BatchedEnv
-    from worldloop.envs.rsl_rl_adapter import RslRlVecEnv
+    import worldloop
+    from worldloop.policies.rsl_rl_adapter import RslRlVecEnv
 
     def rollout(scale: float) -> tuple[torch.Tensor, dict]:
-        env = BatchedEnv("Cartpole-v0", num_envs=8, backend="mujoco", seed=3)
+        env = worldloop.make("Cartpole-v0", num_envs=8, backend="mujoco", seed=3)
         vec = RslRlVecEnv(env, log_interval=200, reward_scale=scale)
         actions = torch.linspace(-1, 1, 8).unsqueeze(-1).expand(8, env.action_dim)
         rewards = torch.stack([vec.step(actions)[1] for _ in range(200)])
@@ -212,4 +213,4 @@ def test_reward_scale_reaches_ppo_but_not_the_logged_returns():
     assert scaled_stats["return"] == pytest.approx(plain_stats["return"])
     for bad in (0.0, -1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="reward_scale"):
-            RslRlVecEnv(BatchedEnv("Cartpole-v0", num_envs=2, backend="mujoco"), log_interval=1, reward_scale=bad)
+            RslRlVecEnv(worldloop.make("Cartpole-v0", num_envs=2, backend="mujoco"), log_interval=1, reward_scale=bad)

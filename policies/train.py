@@ -1,0 +1,215 @@
+"""Training from Python: a run's config (:class:`TrainCfg`), :func:`train`, and :func:`load_run`.
+
+    from worldloop.policies.train import TrainCfg, train
+
+    cfg = TrainCfg.from_task("Franka-Reach-v0", num_envs=256, max_iterations=150)
+    summary = train(cfg)                                   # what eval.json holds
+    summary = train(TrainCfg.from_run(summary["run_dir"], max_iterations=300))   # resume, longer
+
+``worldloop train`` (``scripts/train.py``) parses the same :class:`TrainCfg` from the command line;
+the run directory it writes is described in :mod:`worldloop.policies.run_dir`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+
+import torch
+
+from worldloop.envs.loop import evaluate
+from worldloop.envs.task import TaskCfg
+from worldloop.policies import run_dir
+from worldloop.policies.ppo import PPOCfg, ppo_cfg
+from worldloop.tasks import get_task, make
+
+if TYPE_CHECKING:
+    from worldloop.envs.batched_env import BatchedEnv
+    from worldloop.envs.loop import Policy
+    from worldloop.policies.runner import Runner
+
+Backend = Literal["auto", "mujoco", "newton"]
+"""Physics backends a run can use (``auto``: newton on CUDA, mujoco on CPU)."""
+
+TaskCfgT = TypeVar("TaskCfgT", bound=TaskCfg)
+
+
+@dataclass(kw_only=True)
+class TrainCfg(Generic[TaskCfgT]):
+    """Train a PPO policy (rsl-rl-lib's OnPolicyRunner) on a registered task; the defaults are the task's."""
+
+    task: str = "Franka-Reach-v0"
+    """Registered task id (``worldloop list``); chosen first, it sets the defaults of every other option."""
+    num_envs: int = 1024
+    """Envs stepped together (per process); default: the task's training default."""
+    max_iterations: int = 300
+    """PPO iterations (each ``num_envs * agent.num_steps_per_env`` env steps); default: the task's."""
+    backend: Backend = "auto"
+    """Physics backend: auto (newton on CUDA, mujoco on CPU), mujoco or newton."""
+    device: str | None = None
+    """Torch device for env and learner; default cuda if available else cpu."""
+    seed: int = 0
+    """Seed for the env generator and the network initialisation (plus the process rank)."""
+    save_interval: int = 50
+    """Iterations between checkpoints."""
+    log_root: str = "runs"
+    """Directory holding one folder per task and run."""
+    run_name: str = ""
+    """Suffix of the run folder name."""
+    eval_episodes: int = 1000
+    """Episodes of the final deterministic policy used to report success (0 skips)."""
+    resume: str | None = None
+    """Run directory to continue from its last checkpoint, with its saved config; only the budget may change."""
+    agent: PPOCfg = field(default_factory=PPOCfg)
+    """PPO settings; default: ``PPOCfg`` with the task's ``train_defaults.agent``."""
+    env: TaskCfgT
+    """The task's config: scene, rewards (``weights``), randomization terms, ..."""
+
+    @classmethod
+    def from_task(cls, task: str, **overrides: Any) -> TrainCfg:
+        """The task's training defaults (``Task.train_defaults``) and config, with field ``overrides``.
+
+        Raises:
+            KeyError: an unknown task id, or a ``train_defaults.agent`` key that is no PPOCfg field.
+        """
+        spec = get_task(task)
+        d = spec.task_cls.train_defaults
+        agent = ppo_cfg(d.agent, source=f"{task}: {spec.task_cls.__name__}.train_defaults.agent")
+        cfg = cls(task=task, num_envs=d.num_envs, max_iterations=d.max_iterations, agent=agent, env=spec.cfg_cls())
+        return dataclasses.replace(cfg, **overrides)
+
+    @classmethod
+    def from_run(cls, run: str | Path, **overrides: Any) -> TrainCfg:
+        """The config saved in run directory ``run``, set to resume it, with field ``overrides``."""
+        return dataclasses.replace(run_dir.read_config(run), resume=str(run), **overrides)
+
+
+def train(cfg: TrainCfg) -> dict:
+    """Train (or resume ``cfg.resume``), write the run directory, evaluate the final policy.
+
+    Returns the summary written to ``eval.json`` (``{}`` on ranks other than 0 of a distributed run).
+
+    Raises:
+        ConfigError: ``cfg.resume`` with settings other than ``max_iterations`` changed from the saved run's.
+    """
+    from worldloop.policies.rsl_rl_adapter import RslRlVecEnv
+    from worldloop.policies.runner import Runner
+
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    if cfg.resume:
+        path = Path(cfg.resume)
+        saved = dataclasses.replace(run_dir.read_config(path), resume=cfg.resume, max_iterations=cfg.max_iterations)
+        changed = [f.name for f in dataclasses.fields(cfg) if getattr(cfg, f.name) != getattr(saved, f.name)]
+        if changed:
+            raise run_dir.ConfigError(
+                f"--resume {path} continues the run with its saved config; only max_iterations may change, "
+                f"not {changed}"
+            )
+    else:
+        path = run_dir.new_run_dir(cfg.log_root, cfg.task, cfg.run_name)
+    # Each process of a distributed run has its own envs and seed.
+    seed = cfg.seed + rank
+    torch.manual_seed(seed)
+    env = make(cfg.task, num_envs=cfg.num_envs, backend=cfg.backend, device=cfg.device, seed=seed, cfg=cfg.env)
+    device = str(env.device)
+    if rank == 0 and not cfg.resume:
+        run_dir.write_config(path, cfg, backend=env.backend_name)
+
+    vec = RslRlVecEnv(env, log_interval=cfg.agent.num_steps_per_env, reward_scale=cfg.agent.reward_scale)
+    runner = Runner(
+        vec,
+        cfg.agent.to_rsl_rl(save_interval=cfg.save_interval, run_name=cfg.run_name),
+        log_dir=str(path) if rank == 0 else None,
+        device=device,
+    )
+    if cfg.resume:
+        ckpt = run_dir.latest_checkpoint(path)
+        runner.load(str(ckpt))
+        print(
+            f"[worldloop] resuming {path} from {ckpt.name} at iteration {runner.current_learning_iteration}",
+            flush=True,
+        )
+    remaining = cfg.max_iterations - runner.current_learning_iteration
+    if rank == 0:
+        print(
+            f"[worldloop] training {cfg.task} on {env.backend_name}/{device}: {cfg.num_envs} envs x "
+            f"{world} process(es) x {cfg.max_iterations} iterations -> {path}",
+            flush=True,
+        )
+    t0 = time.perf_counter()
+    if remaining > 0:
+        runner.learn(num_learning_iterations=remaining, init_at_random_ep_len=not cfg.resume)
+    train_s = time.perf_counter() - t0
+    env_steps = max(remaining, 0) * cfg.num_envs * cfg.agent.num_steps_per_env * world
+    if world > 1:
+        torch.distributed.destroy_process_group()
+    if rank != 0:
+        env.close()
+        return {}
+
+    summary: dict = {
+        "task": cfg.task,
+        "train_seconds": round(train_s, 1),
+        "env_steps": env_steps,
+        "env_steps_per_s": round(env_steps / max(train_s, 1e-9)),
+        "processes": world,
+        "run_dir": str(path),
+    }
+    if cfg.eval_episodes > 0:
+        result = evaluate(env, inference_policy(runner, env.num_envs), cfg.eval_episodes)
+        summary.update(dataclasses.asdict(result))
+        print(
+            f"[worldloop] {cfg.task}: success {100 * result.success_rate:.1f}% "
+            f"(95% CI {100 * result.success_ci95[0]:.1f}-{100 * result.success_ci95[1]:.1f}%) over "
+            f"{result.episodes} episodes, mean return {result.mean_return:.2f}; "
+            f"trained {env_steps:,} env steps in {train_s / 60:.1f} min",
+            flush=True,
+        )
+    run_dir.write_eval(path, summary)
+    env.close()
+    return summary
+
+
+def load_run(
+    run: str | Path,
+    *,
+    checkpoint: str = "best",
+    num_envs: int | None = None,
+    backend: str | None = None,
+    device: str | None = None,
+    seed: int = 12345,
+) -> tuple[BatchedEnv, Runner]:
+    """Rebuild a run's env from its saved config and load a checkpoint into its runner.
+
+    ``checkpoint``: ``"best"``, ``"last"``, a file name in the run or a path
+    (:func:`run_dir.find_checkpoint`); ``num_envs``, ``backend``, ``device``: the run's unless given.
+    Returns ``(env, runner)``."""
+    from worldloop.policies.rsl_rl_adapter import RslRlVecEnv
+    from worldloop.policies.runner import Runner
+
+    cfg = run_dir.read_config(run)
+    ckpt = run_dir.find_checkpoint(run, checkpoint)
+    env = make(
+        cfg.task,
+        num_envs=num_envs or cfg.num_envs,
+        backend=backend or cfg.backend,
+        device=device or cfg.device,
+        seed=seed,
+        cfg=cfg.env,
+    )
+    vec = RslRlVecEnv(env, log_interval=cfg.agent.num_steps_per_env, reward_scale=cfg.agent.reward_scale)
+    runner = Runner(vec, cfg.agent.to_rsl_rl(save_interval=cfg.save_interval), log_dir=None, device=str(env.device))
+    runner.load(str(ckpt))
+    return env, runner
+
+
+def inference_policy(runner: Runner, num_envs: int) -> Policy:
+    """An ``obs dict -> actions`` callable running the runner's deterministic actor."""
+    from tensordict import TensorDict
+
+    actor = runner.get_inference_policy(device=str(runner.device))
+    return lambda obs: actor(TensorDict(obs, batch_size=[num_envs]))
