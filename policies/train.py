@@ -25,6 +25,7 @@ from worldloop.envs.loop import evaluate
 from worldloop.envs.task import TaskCfg
 from worldloop.policies import run_dir
 from worldloop.policies.ppo import PPOCfg, ppo_cfg
+from worldloop.policies.world_action_cfg import WorldActionCfg
 from worldloop.tasks import get_task, make
 
 if TYPE_CHECKING:
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
 
 Backend = Literal["auto", "mujoco", "newton"]
 """Physics backends a run can use (``auto``: newton on CUDA, mujoco on CPU)."""
+
+PolicyKind = Literal["mlp", "world-action"]
+"""The policy PPO trains: rsl-rl's MLP actor-critic, or the world-action model with its world-model loss."""
 
 TaskCfgT = TypeVar("TaskCfgT", bound=TaskCfg)
 
@@ -66,6 +70,14 @@ class TrainCfg(Generic[TaskCfgT]):
     """Run directory to continue from its last checkpoint, with its saved config; only the budget may change."""
     agent: PPOCfg = field(default_factory=PPOCfg)
     """PPO settings; default: ``PPOCfg`` with the task's ``train_defaults.agent``."""
+    policy: PolicyKind = "mlp"
+    """mlp (rsl-rl's MLP actor-critic) or world-action (encoder, action head and world model, PPO plus a
+    K-step latent prediction loss; its settings are ``--world-action.*``)."""
+    world_action: WorldActionCfg = field(default_factory=WorldActionCfg)
+    """World-action model and loss settings (used with ``--policy world-action``)."""
+    init: str | None = None
+    """Run directory (or checkpoint file) whose actor initializes this run's (``worldloop pretrain`` /
+    ``finetune`` output, or a trained run of the same policy and task); training starts at iteration 0."""
     env: TaskCfgT
     """The task's config: scene, rewards (``weights``), randomization terms, ..."""
 
@@ -120,12 +132,9 @@ def train(cfg: TrainCfg) -> dict:
         run_dir.write_config(path, cfg, backend=env.backend_name)
 
     vec = RslRlVecEnv(env, log_interval=cfg.agent.num_steps_per_env, reward_scale=cfg.agent.reward_scale)
-    runner = Runner(
-        vec,
-        cfg.agent.to_rsl_rl(save_interval=cfg.save_interval, run_name=cfg.run_name),
-        log_dir=str(path) if rank == 0 else None,
-        device=device,
-    )
+    runner = Runner(vec, rsl_rl_cfg(cfg), log_dir=str(path) if rank == 0 else None, device=device)
+    if cfg.init and not cfg.resume:
+        init_actor(runner, cfg.init)
     if cfg.resume:
         ckpt = run_dir.latest_checkpoint(path)
         runner.load(str(ckpt))
@@ -202,9 +211,33 @@ def load_run(
         cfg=cfg.env,
     )
     vec = RslRlVecEnv(env, log_interval=cfg.agent.num_steps_per_env, reward_scale=cfg.agent.reward_scale)
-    runner = Runner(vec, cfg.agent.to_rsl_rl(save_interval=cfg.save_interval), log_dir=None, device=str(env.device))
+    runner = Runner(vec, rsl_rl_cfg(cfg), log_dir=None, device=str(env.device))
     runner.load(str(ckpt))
     return env, runner
+
+
+def rsl_rl_cfg(cfg: TrainCfg) -> dict:
+    """The ``train_cfg`` rsl-rl's ``OnPolicyRunner`` gets for a run: MLP PPO, or world-action PPO."""
+    d = cfg.agent.to_rsl_rl(save_interval=cfg.save_interval, run_name=cfg.run_name)
+    return cfg.world_action.apply(d) if cfg.policy == "world-action" else d
+
+
+def init_actor(runner: Runner, source: str | Path) -> None:
+    """Load the actor weights of ``source`` (a run directory: its best checkpoint; or a checkpoint file)
+    into ``runner``'s actor, which must have the same architecture.
+
+    Raises:
+        CheckpointError: no checkpoint there, or one whose actor does not fit (the message says which keys)."""
+    from worldloop.policies.runner import load_checkpoint
+
+    source = Path(source)
+    ckpt = run_dir.find_checkpoint(source) if source.is_dir() else source
+    data = load_checkpoint(ckpt, runner.device)
+    try:
+        runner.alg.actor.load_state_dict(data["actor_state_dict"])
+    except RuntimeError as e:
+        raise run_dir.CheckpointError(f"--init {ckpt}: its actor does not fit this run's policy: {e}") from None
+    print(f"[worldloop] actor initialized from {ckpt}", flush=True)
 
 
 def inference_policy(runner: Runner, num_envs: int) -> Policy:

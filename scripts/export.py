@@ -5,6 +5,8 @@
 Writes the deterministic actor, with its observation normalizer, to ``exported/policy.onnx`` and
 ``exported/policy.pt`` (TorchScript) in the run directory; both take the concatenated ``policy``
 observation group ``(batch, n_obs)`` as input ``obs`` and return ``actions (batch, action_dim)``.
+A ``--policy world-action`` run also gets ``exported/world_model.onnx``: ``obs`` and ``actions
+(batch, K, action_dim)`` -> predicted observations, rewards and ensemble disagreement for K steps.
 """
 
 from __future__ import annotations
@@ -34,13 +36,24 @@ def export(run: str | Path, *, checkpoint: str = "best") -> dict:
     runner.export_policy_to_onnx(str(out_dir), "policy.onnx")
     runner.export_policy_to_jit(str(out_dir), "policy.pt")
     n_obs = env.get_observations()["policy"].shape[-1]
+    out = {"onnx": str(out_dir / "policy.onnx"), "torchscript": str(out_dir / "policy.pt"), "n_obs": n_obs}
+    if run_dir.read_config(run).policy == "world-action":
+        from worldloop.policies.world_action import export_world_model
+
+        horizon = run_dir.read_config(run).world_action.horizon
+        out["world_model"] = str(export_world_model(runner.alg.actor, out_dir / "world_model.onnx", horizon=horizon))
+        print(
+            f"[worldloop] exported {out['world_model']}: inputs 'obs', 'actions' (batch, {horizon}, "
+            f"{env.action_dim}) -> 'obs_pred', 'reward', 'disagreement'",
+            flush=True,
+        )
     env.close()
     print(
         f"[worldloop] exported {out_dir / 'policy.onnx'} and {out_dir / 'policy.pt'}: "
         f"input 'obs' (batch, {n_obs}) -> 'actions' (batch, {env.action_dim})",
         flush=True,
     )
-    return {"onnx": str(out_dir / "policy.onnx"), "torchscript": str(out_dir / "policy.pt"), "n_obs": n_obs}
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
