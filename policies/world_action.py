@@ -478,14 +478,15 @@ def export_world_model(model: WorldActionModel, path: str | Path, *, horizon: in
     ``actions`` ``(batch, horizon, n_a)``; outputs ``obs_pred``, ``reward``, ``disagreement``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    wm = WorldModelExport(model, horizon)
+    wm = WorldModelExport(model, horizon).eval()
+    batch = torch.export.Dim("batch")
     torch.onnx.export(
         wm,
         wm.get_dummy_inputs(),
         str(path),
         input_names=wm.input_names,
         output_names=wm.output_names,
-        dynamic_axes={"obs": {0: "batch"}, "actions": {0: "batch"}},
+        dynamic_shapes={"obs": {0: batch}, "actions": {0: batch}},
         opset_version=18,
     )
     return path
