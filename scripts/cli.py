@@ -15,12 +15,15 @@ commands:
   bench    measure env-steps/s of a task           worldloop bench --task Franka-Reach-v0 --num-envs 1024
   expert   success of the scripted experts         worldloop expert --tasks Franka-Lift-v0 --episodes 1000
   curve    a run's learning curve as a table       worldloop curve --run runs/Franka-Push-v0/<date_time>
+  pretrain   fit a world-action model's world model on datasets   worldloop pretrain --data datasets/lift_random
+  finetune   behaviour-clone demonstrations into it               worldloop finetune --data DEMOS --init RUN
+  model-eval its K-step prediction error per observation block    worldloop model-eval --run RUN --data DIR
   list     print the registered tasks
 
 `worldloop <command> --help` documents every option of a command; WORLDLOOP_DEBUG=1 shows the
 traceback of an input error.
 """
-COMMANDS = ("train", "play", "export", "bench", "expert", "curve", "list")
+COMMANDS = ("train", "play", "export", "bench", "expert", "curve", "list", "pretrain", "finetune", "model-eval")
 
 
 def cmd_list(argv: list[str]) -> None:
@@ -43,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     if cmd == "list":
         run = cmd_list
     else:
-        run = importlib.import_module(f"worldloop.scripts.{cmd}").main
+        run = importlib.import_module(f"worldloop.scripts.{cmd.replace('-', '_')}").main
     from worldloop.policies.run_dir import CheckpointError, ConfigError
 
     try:
