@@ -27,7 +27,6 @@ import json
 import math
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -171,7 +170,6 @@ def collect(
     data_files_size_in_mb: int = layout.DATA_FILES_SIZE_IN_MB,
     commit_interval_s: float = 30.0,
     progress: TextIO | None = sys.stderr,
-    on_commit: Callable[[CollectSummary], None] | None = None,
     **cfg_overrides: Any,
 ) -> CollectSummary:
     """Collect ``episodes`` complete episodes of a policy into the LeRobot v3.0 dataset ``out``.
@@ -195,7 +193,6 @@ def collect(
             at most this much work, plus a partial file's worth).
         progress: stream for the progress display (tqdm bar, or plain lines off a terminal); ``None``
             for silence.
-        on_commit: called after every commit with the summary so far.
         **cfg_overrides: task config fields, e.g. ``action_space="joint_pos"``.
 
     Returns:
@@ -247,7 +244,7 @@ def collect(
                     "would repeat those episodes: build it with another seed"
                 )
         return _run(env, out, episodes, policy, meta, resume, data_files_size_in_mb, commit_interval_s,
-                    progress, on_commit, t_start)  # fmt: skip
+                    progress, t_start)  # fmt: skip
     finally:
         if own_env:
             env.close()
@@ -289,7 +286,7 @@ def _check_same(out: Path, stored: dict[str, Any], meta: dict[str, Any]) -> None
         )
 
 
-def _run(env, out, target, policy, meta, resume, size_mb, commit_interval_s, stream, on_commit, t_start):
+def _run(env, out, target, policy, meta, resume, size_mb, commit_interval_s, stream, t_start):
     features = features_of(env)
     rand_cols = meta["randomization_columns"]
     episode_columns = {"success": pa.bool_(), "return": pa.float64(), "seed": pa.int64(), "backend": pa.string()}
@@ -305,14 +302,19 @@ def _run(env, out, target, policy, meta, resume, size_mb, commit_interval_s, str
         data_files_size_in_mb=size_mb,
         resume=resume,
     )
+    # Per-step copies of (num_envs, ~100) tensors: on a busy CPU torch's thread barrier costs 50x more
+    # than they do on one thread (measured 6.4 ms vs 0.1 ms a step at 1,024 envs; BatchedEnv does the same).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     try:
         return _collect_into(env, writer, target, policy, features, rand_cols, commit_interval_s, stream,
-                             on_commit, t_start)  # fmt: skip
+                             t_start)  # fmt: skip
     finally:
+        torch.set_num_threads(threads)
         writer.close()
 
 
-def _collect_into(env, writer, target, policy, features, rand_cols, commit_interval_s, stream, on_commit, t_start):
+def _collect_into(env, writer, target, policy, features, rand_cols, commit_interval_s, stream, t_start):
     n, dev = env.num_envs, env.device
     have = writer.total_episodes
     remaining = target - have
@@ -384,10 +386,8 @@ def _collect_into(env, writer, target, policy, features, rand_cols, commit_inter
         finished = kept_total >= remaining
         now = time.perf_counter()
         if finished or writer.should_commit() or now - last_commit >= commit_interval_s:
-            writer.commit()
+            writer.commit(wait=False)  # on the writer's thread, while the envs step on
             last_commit = now
-            if on_commit is not None:
-                on_commit(_summary(writer, env, frames0, have, dropped, successes, t_start, loop.env_steps))
         bar.update(have + kept_total, new_frames)
         if finished:
             steps.close()
@@ -396,6 +396,7 @@ def _collect_into(env, writer, target, policy, features, rand_cols, commit_inter
     cut = int((order < remaining).sum()) if not finished else int((pos > 0).sum())
     dropped += cut
     writer.commit()
+    writer.flush()
     s = _summary(writer, env, frames0, have, dropped, successes, t_start, loop.env_steps)
     msg = (
         f"[worldloop] {s.path}: {s.episodes} episodes, {s.frames:,} frames ({s.bytes / 2**20:.1f} MiB); "
@@ -410,7 +411,8 @@ def _extract(buf, pos, idx, offsets, features, rand_buf, rand_cols, env):
     """The frames ``(sum(lengths), ...)`` and per-episode values of the episodes of envs ``idx``."""
     lengths = pos[idx]
     if bool((lengths == lengths[0]).all()):
-        rows = buf[: int(lengths[0]), idx].transpose(0, 1).reshape(-1, buf.shape[-1])
+        ep = buf[: int(lengths[0])] if len(idx) == buf.shape[1] else buf[: int(lengths[0]), idx]
+        rows = ep.transpose(0, 1).reshape(-1, buf.shape[-1])
     else:
         ep = buf[: int(lengths.max()), idx].transpose(0, 1)
         valid = torch.arange(ep.shape[1], device=buf.device) < lengths[:, None]

@@ -12,6 +12,10 @@ Each file goes through a temp file and a rename, so it is always whole. A proces
 two steps leaves files *ahead* of ``info.json`` (rows and episodes past its totals, or a data file no
 committed episode points to); :func:`worldloop.data.load` reads only what ``info.json`` counts, and
 a resumed writer (``resume=True``) first cuts those files back to it.
+
+``commit(wait=False)`` runs the commit on one background thread (pyarrow and numpy release the GIL,
+so it overlaps with stepping); at most one commit is in flight, and the next ``commit`` or
+:meth:`DatasetWriter.flush` waits for it and raises what it raised.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import math
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -161,15 +166,17 @@ class DatasetWriter:
         except BlockingIOError:
             self._lock.close()
             raise BlockingIOError(f"{self.root}: another process is writing this dataset") from None
-        self._pending: list[pa.Table] = []
+        self._pending: list[dict[str, np.ndarray]] = []
         self._pending_rows: list[dict[str, Any]] = []
         self._pending_bytes = 0
+        self._job: Future | None = None
+        self._pool: ThreadPoolExecutor | None = None
         self.stats = {name: RunningStats(int(ft["shape"][0])) for name, ft in self.features.items()}
         info_path = self.root / layout.INFO_PATH
         if info_path.exists():
             if not resume:
                 n = layout.read_json(info_path, "info").get("total_episodes", "?")
-                self.close()
+                self._release()
                 raise DatasetError(
                     f"{self.root} already holds a dataset ({n} episodes): resume it or choose another directory"
                 )
@@ -180,18 +187,18 @@ class DatasetWriter:
     # ------------------------------------------------------------------ state
     @property
     def total_episodes(self) -> int:
-        """Episodes committed (what a reader sees)."""
+        """Episodes committed (what a reader sees; call :meth:`flush` first to count a commit in flight)."""
         return self._episodes.num_rows
 
     @property
     def total_frames(self) -> int:
-        """Frames committed."""
+        """Frames committed (see :attr:`total_episodes`)."""
         return self._frames
 
     @property
-    def pending_episodes(self) -> int:
-        """Episodes added but not yet committed."""
-        return len(self._pending_rows)
+    def added_episodes(self) -> int:
+        """Episodes in the dataset once everything added so far is committed."""
+        return self._next_episode
 
     @property
     def episodes(self) -> pa.Table:
@@ -200,7 +207,7 @@ class DatasetWriter:
 
     def _create(self) -> None:
         self._episodes = self.episode_schema.empty_table()
-        self._frames = 0
+        self._frames = self._next_frame = self._next_episode = 0
         self._last: tuple[int, int] | None = None
         layout.write_parquet_atomic(self.root / layout.TASKS_PATH, layout.tasks_table([self.task]))
         self._write_meta()
@@ -254,7 +261,8 @@ class DatasetWriter:
             for name, ft in self.features.items():
                 self.stats[name].add(column_to_numpy(table[name], int(ft["shape"][0])))
         self._episodes = episodes
-        self._frames = total_f
+        self._frames = self._next_frame = total_f
+        self._next_episode = total_e
         self._last = max(files) if files else None
         if sum(files.values()) != total_f:
             raise DatasetError(f"{ep_path}: episode lengths add up to {sum(files.values())}, info.json says {total_f}")
@@ -262,7 +270,7 @@ class DatasetWriter:
 
     # ------------------------------------------------------------------ appending
     def add(self, frames: dict[str, np.ndarray], lengths: np.ndarray, episode_values: dict[str, Any]) -> None:
-        """Buffer ``k`` complete episodes.
+        """Buffer ``k`` complete episodes (the arrays are kept, not copied).
 
         Args:
             frames: every feature given at construction, ``(sum(lengths), width)`` or ``(sum(lengths),)``
@@ -276,26 +284,12 @@ class DatasetWriter:
             return
         if (lengths < 1).any():
             raise ValueError(f"episode lengths must be >= 1, got {lengths.tolist()}")
-        first_ep = self.total_episodes + len(self._pending_rows)
-        first_frame = self._frames + sum(r["length"] for r in self._pending_rows)
-        starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
-        frame_index = np.arange(m, dtype=np.int64) - starts
-        index_cols = {
-            "timestamp": (frame_index / self.fps).astype(np.float32),
-            "frame_index": frame_index,
-            "episode_index": np.repeat(np.arange(first_ep, first_ep + k, dtype=np.int64), lengths),
-            "index": np.arange(first_frame, first_frame + m, dtype=np.int64),
-            "task_index": np.zeros(m, dtype=np.int64),
-        }
-        cols = []
-        for name, ft in self.features.items():
-            x = index_cols[name] if name in index_cols else frames[name]
-            if len(x) != m:
-                raise ValueError(f"feature {name!r}: {len(x)} rows for episodes of {m} frames")
-            cols.append(numpy_to_column(x, ft))
-        table = pa.Table.from_arrays(cols, schema=self.schema)
-        self._pending.append(table)
-        self._pending_bytes += table.nbytes
+        for name in self.features:
+            if name not in layout.INDEX_FEATURES and len(frames[name]) != m:
+                raise ValueError(f"feature {name!r}: {len(frames[name])} rows for episodes of {m} frames")
+        first_ep, first_frame = self._next_episode, self._next_frame
+        self._pending.append({"frames": frames, "lengths": lengths, "first_ep": first_ep, "first_frame": first_frame})
+        self._pending_bytes += sum(frames[n].nbytes for n in self.features if n in frames)
         offset = first_frame
         for i in range(k):
             row = {name: episode_values[name][i] for name in self.episode_schema.names if name in episode_values}
@@ -303,28 +297,69 @@ class DatasetWriter:
             row.update(dataset_from_index=offset, dataset_to_index=offset + int(lengths[i]))
             offset += int(lengths[i])
             self._pending_rows.append(row)
+        self._next_episode += k
+        self._next_frame += m
+
+    def _table(self, part: dict[str, Any]) -> pa.Table:
+        """The data rows of one :meth:`add` call, LeRobot's index columns filled in."""
+        lengths, m = part["lengths"], int(part["lengths"].sum())
+        starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+        frame_index = np.arange(m, dtype=np.int64) - starts
+        first_ep, first_frame = part["first_ep"], part["first_frame"]
+        index_cols = {
+            "timestamp": (frame_index / self.fps).astype(np.float32),
+            "frame_index": frame_index,
+            "episode_index": np.repeat(np.arange(first_ep, first_ep + len(lengths), dtype=np.int64), lengths),
+            "index": np.arange(first_frame, first_frame + m, dtype=np.int64),
+            "task_index": np.zeros(m, dtype=np.int64),
+        }
+        cols = [
+            numpy_to_column(index_cols[name] if name in index_cols else part["frames"][name], ft)
+            for name, ft in self.features.items()
+        ]
+        return pa.Table.from_arrays(cols, schema=self.schema)
 
     @property
     def pending_bytes(self) -> int:
-        """In-memory size of the frames added but not committed [bytes]."""
+        """In-memory size of the frames added but not handed to a commit [bytes]."""
         return self._pending_bytes
 
     def should_commit(self) -> bool:
         """The buffered frames fill a data file."""
         return self._pending_bytes >= self.limit_bytes
 
-    def commit(self) -> int:
-        """Write the buffered episodes (see the module docstring); returns how many were committed."""
+    def commit(self, *, wait: bool = True) -> int:
+        """Commit the buffered episodes (see the module docstring); returns how many.
+
+        ``wait=False`` runs it on the background thread and returns at once (after waiting for the
+        previous commit, if one is still running)."""
+        self.flush()
         if not self._pending_rows:
             return 0
-        new = pa.concat_tables(self._pending)
+        parts, rows = self._pending, self._pending_rows
+        self._pending, self._pending_rows, self._pending_bytes = [], [], 0
+        if wait:
+            self._commit(parts, rows)
+        else:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worldloop-commit")
+            self._job = self._pool.submit(self._commit, parts, rows)
+        return len(rows)
+
+    def flush(self) -> None:
+        """Wait for a commit in flight; re-raise its error."""
+        job, self._job = self._job, None
+        if job is not None:
+            job.result()
+
+    def _commit(self, parts: list[dict[str, Any]], rows: list[dict[str, Any]]) -> None:
+        new = pa.concat_tables([self._table(p) for p in parts])
         target, merge = self._target(new.nbytes)
         path = layout.data_file(self.root, *target)
         table = pa.concat_tables([pq.read_table(path, schema=self.schema), new]) if merge else new
         layout.write_parquet_atomic(path, table, **PARQUET_OPTIONS)
         for name, ft in self.features.items():
             self.stats[name].add(column_to_numpy(new[name], int(ft["shape"][0])))
-        rows = self._pending_rows
         for r in rows:
             r.update({"data/chunk_index": target[0], "data/file_index": target[1]})
             r.update({"meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0})
@@ -332,9 +367,7 @@ class DatasetWriter:
         self._episodes = pa.concat_tables([self._episodes, add])
         self._frames += new.num_rows
         self._last = target
-        self._pending, self._pending_rows, self._pending_bytes = [], [], 0
         self._write_meta()
-        return len(rows)
 
     def _target(self, nbytes: int) -> tuple[tuple[int, int], bool]:
         """The data file a commit of ``nbytes`` goes to, and whether it appends to that file."""
@@ -362,7 +395,17 @@ class DatasetWriter:
         layout.write_json_atomic(root / layout.INFO_PATH, info)  # last: the commit point
 
     def close(self) -> None:
-        """Release the directory (buffered episodes that were not committed are dropped)."""
+        """Wait for a commit in flight and release the directory (episodes added but never committed
+        are dropped)."""
+        try:
+            self.flush()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown()
+                self._pool = None
+            self._release()
+
+    def _release(self) -> None:
         if not self._lock.closed:
             with contextlib.suppress(OSError):
                 (self.root / ".worldloop.lock").unlink()
