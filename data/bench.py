@@ -3,25 +3,15 @@ writing, alternated in one process (so both see the same machine load)."""
 
 from __future__ import annotations
 
-import resource
 import shutil
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from worldloop.data.collect import collect, resolve_policy
+from worldloop.data.collect import collect, resolve_policy, rss_mib
 from worldloop.envs.loop import Loop
 from worldloop.tasks import make
-
-
-def rss_mib() -> float:
-    """[MiB] resident memory of this process now (Linux ``/proc``; the peak elsewhere)."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * resource.getpagesize() / 2**20
-    except OSError:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def compare_throughput(

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import resource
 import sys
 import time
 from dataclasses import dataclass
@@ -79,6 +80,8 @@ class CollectSummary:
     """Size of the dataset's files on disk [bytes]."""
     seed: int
     """Seed of the env this call stepped."""
+    rss_mib: list[float] = dataclasses.field(default_factory=list)
+    """[MiB] resident memory of the process after each commit (Linux), to show it stays flat."""
 
 
 def config_json(cfg: Any) -> dict[str, Any]:
@@ -152,6 +155,15 @@ def resolve_policy(env: BatchedEnv, policy: str | Policy, seed: int) -> Policy:
     raise ValueError(f"policy must be 'expert', 'random' or a callable obs -> actions, got {policy!r}")
 
 
+def rss_mib() -> float:
+    """[MiB] resident memory of this process now (Linux ``/proc``; the peak elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _dataset_bytes(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and p.suffix in (".parquet", ".json"))
 
@@ -213,12 +225,10 @@ def collect(
         raise ValueError("collect(env, ...): num_envs and config overrides belong to the env already built")
     previous = _existing(out) if resume else None
     if previous is not None and own_env:
-        used = set(previous["seeds"])
-        if seed in used:
-            new = max(used) + 1
-            if progress is not None:
-                progress.write(f"[worldloop] collect: seed {seed} is in {out} already; continuing with seed {new}\n")
-            seed = new
+        new = unused_seed(out, seed)
+        if new != seed and progress is not None:
+            progress.write(f"[worldloop] collect: seed {seed} is in {out} already; continuing with seed {new}\n")
+        seed = new
     env = (
         make(task, num_envs=num_envs or min(episodes, 1024), backend=backend, seed=seed, **cfg_overrides)
         if own_env
@@ -248,6 +258,13 @@ def collect(
     finally:
         if own_env:
             env.close()
+
+
+def unused_seed(out: str | Path, seed: int) -> int:
+    """``seed``, or the next seed the dataset at ``out`` has not used (its episodes' ``seed`` column)."""
+    previous = _existing(Path(out))
+    used = set(previous["seeds"]) if previous else set()
+    return max(used) + 1 if seed in used else seed
 
 
 def _existing(out: Path) -> dict[str, Any] | None:
@@ -344,7 +361,7 @@ def _collect_into(env, writer, target, policy, features, rand_cols, commit_inter
     rand_buf = rand_snapshot()
     order = torch.arange(n, device=dev)  # ordinal of each env's current episode, by start
     started = n
-    kept_total, successes, dropped, new_frames = 0, [], 0, 0
+    kept_total, successes, dropped, new_frames, rss = 0, [], 0, 0, []
     act = resolve_policy(env, policy, env.seed)
     loop = Loop(env, act)
     last_commit = time.perf_counter()
@@ -388,6 +405,7 @@ def _collect_into(env, writer, target, policy, features, rand_cols, commit_inter
         if finished or writer.should_commit() or now - last_commit >= commit_interval_s:
             writer.commit(wait=False)  # on the writer's thread, while the envs step on
             last_commit = now
+            rss.append(rss_mib())
         bar.update(have + kept_total, new_frames)
         if finished:
             steps.close()
@@ -398,6 +416,7 @@ def _collect_into(env, writer, target, policy, features, rand_cols, commit_inter
     writer.commit()
     writer.flush()
     s = _summary(writer, env, frames0, have, dropped, successes, t_start, loop.env_steps)
+    s.rss_mib = rss
     msg = (
         f"[worldloop] {s.path}: {s.episodes} episodes, {s.frames:,} frames ({s.bytes / 2**20:.1f} MiB); "
         f"this run added {s.new_episodes} episodes (success {100 * s.success_rate:.1f}%) in {s.seconds:.1f} s; "

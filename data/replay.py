@@ -18,25 +18,31 @@ import types
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import mujoco
 import torch
 
+from worldloop.data import layout
 from worldloop.data.layout import DatasetError
 from worldloop.data.reader import Dataset
 from worldloop.envs.batched_env import BatchedEnv
 from worldloop.tasks import get_task, make
 
 
-def task_config(ds: Dataset) -> Any:
-    """The task config a worldloop dataset was collected with, rebuilt from ``info.json``'s
-    ``worldloop.task_config``.
+def task_config(ds: Dataset | str | Path) -> Any:
+    """The task config a worldloop dataset (loaded, or its directory) was collected with, rebuilt from
+    ``info.json``'s ``worldloop.task_config``.
 
     Raises:
         DatasetError: no worldloop block, or a stored field the task's config class cannot take back."""
-    where = ds.root / "meta/info.json"
-    wl = ds.info.get("worldloop")
+    if isinstance(ds, Dataset):
+        where, info = ds.root / layout.INFO_PATH, ds.info
+    else:
+        where = Path(ds) / layout.INFO_PATH
+        info = layout.read_json(where, "meta/info.json")
+    wl = info.get("worldloop")
     if not wl or "task_config" not in wl:
         raise DatasetError(f"{where}: no worldloop.task_config: not a dataset worldloop collected")
     cls = get_task(wl["task"]).cfg_cls
