@@ -103,7 +103,7 @@ def rand_columns(env: BatchedEnv) -> dict[str, list[str]]:
 
 def features_of(env: BatchedEnv) -> dict[str, dict[str, Any]]:
     """The frame features a collection from ``env`` writes (LeRobot's index columns excluded)."""
-    obs = env.get_observations()
+    obs = env.task.observe()  # sizes only: env.get_observations() would reset a fresh env (and draw)
     m = env.mj_model
     feats: dict[str, dict[str, Any]] = {}
     for name, group in OBS_GROUPS.items():
@@ -194,7 +194,7 @@ def collect(
             those already there.
         policy: ``"expert"``, ``"random"``, or a callable ``obs -> actions`` (``(num_envs, action_dim)``).
         policy_name: how ``info.json`` names a callable policy (e.g. a run directory and checkpoint).
-        num_envs: envs stepped together; default ``min(episodes, 1024)``.
+        num_envs: envs stepped together; default ``min(episodes still to collect, 1024)``.
         backend: ``"auto"``, ``"mujoco"`` or ``"newton"``.
         seed: env seed; a resumed collection whose dataset already used it takes the next unused one.
         resume: continue the dataset at ``out`` (what a killed collection left is cut back to its last
@@ -229,11 +229,11 @@ def collect(
         if new != seed and progress is not None:
             progress.write(f"[worldloop] collect: seed {seed} is in {out} already; continuing with seed {new}\n")
         seed = new
-    env = (
-        make(task, num_envs=num_envs or min(episodes, 1024), backend=backend, seed=seed, **cfg_overrides)
-        if own_env
-        else task
-    )
+    if own_env:
+        left = episodes - (len(previous["seeds"]) if previous else 0)
+        env = make(task, num_envs=num_envs or max(1, min(left, 1024)), backend=backend, seed=seed, **cfg_overrides)
+    else:
+        env = task
     try:
         name = policy_name or (policy if isinstance(policy, str) else getattr(policy, "__name__", "callable"))
         meta = {
@@ -241,6 +241,7 @@ def collect(
             "task_config": config_json(env.cfg),
             "policy": name,
             "step_dt": env.step_dt,
+            "num_envs": env.num_envs,
             "observation_groups": {k: v for k, v in OBS_GROUPS.items()},
             "randomization_columns": rand_columns(env),
             "episode_selection": "the first episodes to start, each kept once it ended",

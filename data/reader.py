@@ -233,7 +233,7 @@ def _check_identity(info: dict, info_path: Path, task: str | None, robot_type: s
 
 
 def _check_env(info_path: Path, features: dict, env) -> None:
-    obs = env.get_observations()
+    obs = env.task.observe()  # sizes only, without resetting the env
     expect = {
         "observation.state": obs["policy"].shape[-1],
         "observation.environment_state": obs["critic"].shape[-1] if "critic" in obs else None,

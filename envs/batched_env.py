@@ -329,10 +329,10 @@ class BatchedEnv:
             ids = torch.as_tensor(env_ids, device=self.device).long().flatten()
             if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= n):
                 raise ValueError(f"{self.task_id}: env_ids must be in 0..{n - 1}, got {ids.tolist()[:10]}")
-        for name, x, width in (("qpos", qpos, self.nq), ("qvel", qvel, self.nv)):
+        for name, x, size, width in (("qpos", qpos, "nq", self.nq), ("qvel", qvel, "nv", self.nv)):
             if tuple(x.shape) != (ids.numel(), width):
                 raise ValueError(
-                    f"{self.task_id}: set_state {name} must have shape (len(env_ids), {name[1:]}) = "
+                    f"{self.task_id}: set_state {name} must have shape (len(env_ids), {size}) = "
                     f"{(ids.numel(), width)}, got {tuple(x.shape)}"
                 )
             if not bool(torch.isfinite(x).all()):

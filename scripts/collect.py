@@ -48,7 +48,7 @@ class CollectCfg(Generic[C]):
     episodes: int = 1000
     """Episodes the dataset holds at the end (with --resume: in total)."""
     num_envs: int | None = None
-    """Envs stepped together; default min(episodes, 1024)."""
+    """Envs stepped together; default min(episodes, 1024) (with --resume: the dataset's)."""
     backend: Backend = "auto"
     """Physics backend."""
     seed: int = 0
@@ -96,7 +96,9 @@ def parse(argv: Sequence[str] | None = None) -> CollectCfg:
         for flag, given, have in (("--task", known.task, task), ("--policy", known.policy, stored["policy"])):
             if given and given != have and not (flag == "--policy" and given == "expert"):
                 raise ConfigError(f"--resume {known.out}: the dataset was collected with {flag} {have}, not {given}")
-        default = CollectCfg(out=known.out, task=task, policy=stored["policy"], env=env_cfg)
+        default = CollectCfg(
+            out=known.out, task=task, policy=stored["policy"], num_envs=stored.get("num_envs"), env=env_cfg
+        )
     elif _is_run(known.policy):
         if rand or env_args:
             raise ConfigError(
