@@ -178,7 +178,8 @@ class DatasetWriter:
                 n = layout.read_json(info_path, "info").get("total_episodes", "?")
                 self._release()
                 raise DatasetError(
-                    f"{self.root} already holds a dataset ({n} episodes): resume it or choose another directory"
+                    f"{self.root} already holds a dataset ({n} episodes): continue it with resume=True (--resume) "
+                    "or choose another directory"
                 )
             self._resume()
         else:

@@ -15,6 +15,7 @@ commands:
   bench    measure env-steps/s of a task           worldloop bench --task Franka-Reach-v0 --num-envs 1024
   expert   success of the scripted experts         worldloop expert --tasks Franka-Lift-v0 --episodes 1000
   curve    a run's learning curve as a table       worldloop curve --run runs/Franka-Push-v0/<date_time>
+  collect  episodes of a policy as a LeRobot dataset worldloop collect --task Franka-Lift-v0 --episodes 1000 --out DIR
   pretrain   fit a world-action model's world model on datasets   worldloop pretrain --data datasets/lift_random
   finetune   behaviour-clone demonstrations into it               worldloop finetune --data DEMOS --init RUN
   model-eval its K-step prediction error per observation block    worldloop model-eval --run RUN --data DIR
@@ -23,7 +24,9 @@ commands:
 `worldloop <command> --help` documents every option of a command; WORLDLOOP_DEBUG=1 shows the
 traceback of an input error.
 """
-COMMANDS = ("train", "play", "export", "bench", "expert", "curve", "list", "pretrain", "finetune", "model-eval")
+COMMANDS = (
+    "train", "play", "export", "bench", "expert", "curve", "collect", "list", "pretrain", "finetune", "model-eval",
+)  # fmt: skip
 
 
 def cmd_list(argv: list[str]) -> None:
