@@ -31,8 +31,8 @@ def compare_throughput(
     time includes creating it and waiting for its last commit). One env serves every round.
 
     Returns ``{"loop_frames_per_s": [...], "collect_frames_per_s": [...], "ratio": collect / loop over
-    all rounds, "bytes_per_round": ..., "rss_mib": [...]}`` (frames/s = env steps or kept frames per
-    second of wall clock)."""
+    all rounds, "bytes_per_round": ..., "rss_mib": [...] after each round, "rss_mib_at_commits": [...]
+    during the last}`` (frames/s = env steps or kept frames per second of wall clock)."""
     env = make(task, num_envs=num_envs, backend=backend, seed=seed, **cfg)
     tmp = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="worldloop-bench-"))
     steps = env.max_episode_length * episodes_per_env
@@ -55,6 +55,7 @@ def compare_throughput(
             res["collect_frames_per_s"].append(s.frames_per_s)
             res["bytes_per_round"] = s.bytes
             res["rss_mib"].append(rss_mib())
+            res["rss_mib_at_commits"] = [round(x) for x in s.rss_mib]  # the last round's, one per commit
             shutil.rmtree(d)
     finally:
         env.close()
