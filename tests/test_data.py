@@ -342,3 +342,15 @@ def test_replay_reproduces_a_newton_episode(tmp_path):
     assert ds.episodes["backend"] == ["newton", "newton"]
     assert float(wd.replay(ds, [0, 1]).max_error("cube_joint").max()) < NEWTON_REPLAY_ATOL
     assert float(wd.replay(ds, [0], backend="mujoco").max_error("cube_joint").max()) < CROSS_BACKEND_ATOL
+
+
+def test_readme_datasets_snippet_runs(lift):
+    """The README's "Datasets" section reads a dataset back as written (on the module's dataset)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("\n## Datasets\n", 1)[1].split("\n## ", 1)[0]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert len([line for line in code.splitlines() if line.strip()]) <= 5
+    scope: dict = {}
+    exec(code.replace("datasets/lift_expert", str(lift[0])), scope)
+    assert scope["ep"]["observation.state"].shape == (250, 36) and scope["ep"]["action"].shape == (250, 5)
+    assert scope["batch"]["observation.state"].shape == (256, 8, 36)
