@@ -51,7 +51,7 @@ class WorldActionCfg:
     """Weight of the termination prediction loss."""
     reconstruction_coef: float = 0.5
     """Weight of the observation reconstruction loss."""
-    world_model_windows: int = 1024
+    world_model_windows: int = 256
     """K-step windows per PPO mini-batch for the world-model loss (0: every entry of the mini-batch)."""
 
     def apply(self, train_cfg: dict) -> dict:

@@ -57,7 +57,7 @@ class WorldActionPPO(PPO):
         reward_coef: float = 0.5,
         termination_coef: float = 0.1,
         reconstruction_coef: float = 0.5,
-        world_model_windows: int = 1024,
+        world_model_windows: int = 256,
         **ppo_kwargs,
     ) -> None:
         if not isinstance(actor, WorldActionModel):
@@ -69,7 +69,8 @@ class WorldActionPPO(PPO):
         super().__init__(actor, critic, storage, **ppo_kwargs)
         # One optimizer over the unique parameters (a sharing critic reads the actor's encoder).
         params = list(dict.fromkeys(p for p in chain(actor.parameters(), critic.parameters()) if p.requires_grad))
-        self.optimizer = type(self.optimizer)(params, lr=self.learning_rate)
+        # fused: one kernel for all tensors (the world model adds many small ones; ~2x faster step on CPU).
+        self.optimizer = type(self.optimizer)(params, lr=self.learning_rate, fused=True)
         self.horizon = horizon
         self.rho = rho
         self.target_tau = target_tau
@@ -186,7 +187,9 @@ class WorldActionPPO(PPO):
                 wm_idx = idx
                 if 0 < self.world_model_windows < len(idx):
                     wm_idx = idx[: self.world_model_windows]  # idx is already a random permutation
-                wm = world_model_loss(self.actor, **self._windows(wm_idx, obs_seq), rho=self.rho, **self.coefs)
+                last = i == self.num_mini_batches - 1
+                windows = self._windows(wm_idx, obs_seq)
+                wm = world_model_loss(self.actor, **windows, rho=self.rho, metrics=last, **self.coefs)
                 loss = loss + wm.total
 
                 self.optimizer.zero_grad()
@@ -206,9 +209,10 @@ class WorldActionPPO(PPO):
                 add("reward", wm.reward)
                 add("termination", wm.termination)
                 add("reconstruction", wm.reconstruction)
-                for j in range(self.horizon):
-                    add(f"kstep_latent_k{j + 1}", wm.latent_error[j])
-                    add(f"kstep_obs_rmse_k{j + 1}", wm.obs_rmse[j])
+                # K-step errors: measured on each epoch's last mini-batch (logging only).
+                for j in range(len(wm.obs_rmse)):
+                    add(f"kstep_latent_k{j + 1}", wm.latent_error[j] * self.num_mini_batches)
+                    add(f"kstep_obs_rmse_k{j + 1}", wm.obs_rmse[j] * self.num_mini_batches)
 
         flat = st.observations.flatten(0, 1)
         self.actor.update_normalization(flat)

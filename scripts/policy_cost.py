@@ -1,10 +1,9 @@
 """Cost of one PPO iteration per policy, measured back to back at the same batch.
 
-    python -m worldloop.scripts.policy_cost --task Franka-Reach-v0 --iterations 4 --rounds 2
+    python -m worldloop.scripts.policy_cost --task Franka-Reach-v0 --iterations 6
 
-Each round trains every policy for ``--iterations`` iterations (a fresh run, no evaluation) in turn,
-so a busy machine slows all of them alike; the first iteration of a run (warm-up) is dropped. Times
-are rsl-rl's ``Perf/collection_time`` and ``Perf/learning_time`` from each run's event file.
+The policies' runners share one env and take turns one iteration at a time, so a busy machine slows
+all of them alike. Times are the ones rsl-rl's runner measures (rollout collection, update).
 """
 
 from __future__ import annotations
@@ -12,11 +11,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import statistics
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from worldloop.policies.train import TrainCfg, train
+from worldloop.policies.train import TrainCfg
 
 
 @dataclass(kw_only=True)
@@ -27,16 +25,14 @@ class CostCfg:
     """Registered task id."""
     num_envs: int | None = None
     """Envs per iteration; default the task's training default."""
-    iterations: int = 4
-    """Iterations per run (the first is dropped as warm-up)."""
-    rounds: int = 2
-    """Times every policy is run, interleaved."""
+    iterations: int = 6
+    """Iterations per policy, taken in turns (plus one warm-up iteration each, dropped)."""
     matched_dims: tuple[int, ...] = (384, 192, 96)
     """Hidden widths of the MLP whose parameter count matches the world-action model's (on Reach)."""
 
 
 def _variants(cfg: CostCfg) -> dict[str, TrainCfg]:
-    base = TrainCfg.from_task(cfg.task, max_iterations=cfg.iterations, eval_episodes=0, save_interval=10_000)
+    base = TrainCfg.from_task(cfg.task)
     if cfg.num_envs:
         base = dataclasses.replace(base, num_envs=cfg.num_envs)
     dims = {"actor_hidden_dims": cfg.matched_dims, "critic_hidden_dims": cfg.matched_dims}
@@ -47,36 +43,58 @@ def _variants(cfg: CostCfg) -> dict[str, TrainCfg]:
     }
 
 
-def _times(run: str) -> tuple[list[float], list[float]]:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    ev = EventAccumulator(run)
-    ev.Reload()
-    collect = [e.value for e in ev.Scalars("Perf/collection_time")][1:]
-    learn = [e.value for e in ev.Scalars("Perf/learning_time")][1:]
-    return collect, learn
-
-
 def measure(cfg: CostCfg) -> dict:
-    """``{policy: {"collect_s", "learn_s", "iteration_s", "params"}}`` (medians over rounds and iterations)
-    and ``ratio_world_action_to_mlp`` / ``..._to_mlp_matched`` of the iteration time."""
+    """``{policy: {"iteration_s", "collect_s", "learn_s", "params"}}`` (medians over iterations) and the
+    ratios of the world-action iteration time to each MLP's.
+
+    One env is built; one rsl-rl ``OnPolicyRunner`` per policy steps it, and the runners take turns
+    one iteration at a time (collect + update, timed by the runner), so load from other processes
+    falls on all of them alike."""
+    import contextlib
+    import io
+
+    import torch
+    from rsl_rl.runners import OnPolicyRunner  # noqa: TID253 - imported only when measuring
+
+    from worldloop.policies.rsl_rl_adapter import RslRlVecEnv
+    from worldloop.policies.train import rsl_rl_cfg
+    from worldloop.tasks import make
+
     variants = _variants(cfg)
-    samples: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in variants}
-    with tempfile.TemporaryDirectory() as root:
-        for _ in range(cfg.rounds):
-            for name, tcfg in variants.items():
-                summary = train(dataclasses.replace(tcfg, log_root=root, run_name=name))
-                c, lrn = _times(summary["run_dir"])
-                samples[name][0].extend(c)
-                samples[name][1].extend(lrn)
-    out: dict = {"task": cfg.task, "num_envs": variants["mlp"].num_envs}
-    for name, (c, lrn) in samples.items():
-        it = [a + b for a, b in zip(c, lrn, strict=True)]
+    first = next(iter(variants.values()))
+    torch.manual_seed(0)
+    env = make(cfg.task, num_envs=first.num_envs, seed=0, cfg=first.env)
+    vec = RslRlVecEnv(env, log_interval=first.agent.num_steps_per_env, reward_scale=first.agent.reward_scale)
+    runners, times = {}, {}
+    with contextlib.redirect_stdout(io.StringIO()):
+        for name, tcfg in variants.items():
+            runners[name] = OnPolicyRunner(vec, rsl_rl_cfg(tcfg), log_dir=None, device=str(env.device))
+            times[name] = {"collect": [], "learn": []}
+
+    def timed_log(name):
+        def log(*, collect_time, learn_time, **_):
+            times[name]["collect"].append(collect_time)
+            times[name]["learn"].append(learn_time)
+
+        return log
+
+    for name, r in runners.items():
+        r.logger.log = timed_log(name)
+    for _ in range(cfg.iterations + 1):  # + 1 warm-up, dropped
+        for r in runners.values():
+            r.learn(1)
+    env.close()
+    out: dict = {"task": cfg.task, "num_envs": first.num_envs, "steps_per_env": first.agent.num_steps_per_env,
+                 "torch_threads": torch.get_num_threads()}  # fmt: skip
+    for name, r in runners.items():
+        c, lrn = times[name]["collect"][1:], times[name]["learn"][1:]
+        params = sum(p.numel() for p in {*r.alg.actor.parameters(), *r.alg.critic.parameters()} if p.requires_grad)
         out[name] = {
+            "iteration_s": round(statistics.median(a + b for a, b in zip(c, lrn, strict=True)), 3),
             "collect_s": round(statistics.median(c), 3),
             "learn_s": round(statistics.median(lrn), 3),
-            "iteration_s": round(statistics.median(it), 3),
-            "iterations": len(it),
+            "iterations": len(c),
+            "params": params,
         }
     for ref in ("mlp", "mlp_matched"):
         out[f"ratio_world_action_to_{ref}"] = round(out["world_action"]["iteration_s"] / out[ref]["iteration_s"], 2)
