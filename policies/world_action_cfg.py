@@ -1,4 +1,5 @@
-"""Settings of world-action PPO (``worldloop train --policy world-action``), and their rsl-rl form.
+"""Settings of world-action PPO (``worldloop train --policy world-action``) and their rsl-rl form, and
+of planning with the model (``worldloop play --plan``).
 
 Kept apart from the model so the command line reads it without importing torch or rsl-rl.
 """
@@ -93,3 +94,29 @@ class WorldActionCfg:
             "obs_normalization": critic.get("obs_normalization", True),
         }
         return cfg
+
+
+@dataclass(kw_only=True)
+class PlanCfg:
+    """MPPI planning with the world-action model (``worldloop play --plan``)."""
+
+    horizon: int = 3
+    """Actions per candidate sequence (TD-MPC2: 3)."""
+    samples: int = 64
+    """Gaussian candidate sequences per env and iteration (TD-MPC2: 512)."""
+    policy_samples: int = 8
+    """Candidates sampled from the policy's own Gaussian, rolled through the model (TD-MPC2: 24)."""
+    elites: int = 8
+    """Best candidates the sampling distribution is refit to (TD-MPC2: 64)."""
+    iterations: int = 2
+    """MPPI iterations per step (TD-MPC2: 6)."""
+    noise_std: float = 0.3
+    """Initial std of the Gaussian candidates around the policy's plan, in action units."""
+    min_std: float = 0.05
+    """Lower bound of the refit std."""
+    temperature: float = 0.5
+    """MPPI temperature on the scores of the elites."""
+    uncertainty_coef: float = 1.0
+    """Weight of the ensemble disagreement (std of the members' latents, mean over latent dims)."""
+    gamma: float = 0.99
+    """Discount of predicted rewards and the terminal value."""

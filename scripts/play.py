@@ -19,6 +19,7 @@ import torch
 from worldloop.envs.loop import Loop, Policy, evaluate
 from worldloop.policies import run_dir
 from worldloop.policies.train import Backend, inference_policy, load_run
+from worldloop.policies.world_action_cfg import PlanCfg
 
 
 @dataclass(kw_only=True)
@@ -39,6 +40,10 @@ class PlayCfg:
     """Record play.mp4 of env 0 into the run directory (and tensorboard)."""
     video_steps: int = 250
     """Policy steps in the video."""
+    plan: bool = False
+    """World-action runs: act by MPPI planning with the model (``--plan-cfg.*``) instead of the actor's mean."""
+    plan_cfg: PlanCfg = dataclasses.field(default_factory=PlanCfg)
+    """Planning settings (used with ``--plan``)."""
 
 
 def play(cfg: PlayCfg) -> dict:
@@ -49,8 +54,19 @@ def play(cfg: PlayCfg) -> dict:
         path, checkpoint=cfg.checkpoint, num_envs=cfg.num_envs or min(cfg.episodes, 1024), backend=cfg.backend
     )
     policy = inference_policy(runner, env.num_envs)
+    planner = None
+    if cfg.plan:
+        if run_dir.read_config(path).policy != "world-action":
+            raise run_dir.ConfigError(f"--plan needs a world-action run; {path} trained an MLP policy")
+        from worldloop.policies.planning import Planner
+
+        policy = planner = Planner(runner.alg.actor, runner.alg.critic, cfg.plan_cfg)
     result = evaluate(env, policy, cfg.episodes)
     out = {"task": task, "backend": env.backend_name, "checkpoint": cfg.checkpoint, **dataclasses.asdict(result)}
+    if planner is not None:
+        out["plan"] = dataclasses.asdict(cfg.plan_cfg)
+        out["plan_ms_per_step"] = round(planner.ms_per_step, 2)
+        print(f"[worldloop] planning: {planner.ms_per_step:.1f} ms per step for {env.num_envs} envs", flush=True)
     print(
         f"[worldloop] {task} on {env.backend_name}: success {100 * result.success_rate:.1f}% "
         f"(95% CI {100 * result.success_ci95[0]:.1f}-{100 * result.success_ci95[1]:.1f}%) over "
@@ -63,7 +79,7 @@ def play(cfg: PlayCfg) -> dict:
         log_video_to_tensorboard(path, "Play/video", frames, fps=1.0 / env.step_dt)
         out["video"] = str(video)
         print(f"[worldloop] video: {video} ({len(frames)} frames)", flush=True)
-    run_dir.write_play(path, env.backend_name, out)
+    run_dir.write_play(path, env.backend_name + ("_plan" if cfg.plan else ""), out)
     env.close()
     return out
 

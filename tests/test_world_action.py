@@ -158,3 +158,24 @@ def test_onnx_parity_of_actor_and_world_model(world_action_run):
     for a, b in zip(wm_got, wm_expected, strict=True):
         np.testing.assert_allclose(a, b.numpy(), atol=1e-4)
     env.close()
+
+
+def test_planner_moves_the_action_towards_higher_predicted_reward():
+    from worldloop.policies.planning import Planner
+    from worldloop.policies.world_action_cfg import PlanCfg
+
+    torch.manual_seed(0)
+    actor = small_model(6, 2)
+    target = torch.tensor([0.8, -0.5])
+    # A known reward in place of the learned head: the closer the action to `target`, the better.
+    actor.predict_reward = lambda z, a: -(a - target).pow(2).sum(-1)
+    obs = {"policy": torch.randn(16, 6)}
+    cfg = PlanCfg(samples=128, elites=16, iterations=3, uncertainty_coef=0.0, noise_std=0.5)
+    planner = Planner(actor, critic=torch.nn.Identity(), cfg=cfg)  # no usable critic: no terminal value
+    with torch.no_grad():
+        prior = actor.action_mean(actor.encode(actor.normalize(obs["policy"])))
+    actions = planner(obs)
+    assert actions.shape == (16, 2) and torch.isfinite(actions).all()
+    before, after = (prior - target).norm(dim=-1), (actions - target).norm(dim=-1)
+    assert (after < 0.5 * before).all(), (before, after)
+    assert planner.calls == 1 and planner.ms_per_step > 0
