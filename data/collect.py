@@ -437,6 +437,8 @@ def _extract(buf, pos, idx, offsets, features, rand_buf, rand_cols, env):
         ep = buf[: int(lengths.max()), idx].transpose(0, 1)
         valid = torch.arange(ep.shape[1], device=buf.device) < lengths[:, None]
         rows = ep[valid]
+    if rows.untyped_storage().data_ptr() == buf.untyped_storage().data_ptr():
+        rows = rows.clone()  # a view (one env): the writer's thread reads it after the next steps
     rows = rows.cpu().numpy()
     lengths_np = lengths.cpu().numpy()
     frames = {}

@@ -355,29 +355,41 @@ class DatasetWriter:
 
     def _commit(self, parts: list[dict[str, Any]], rows: list[dict[str, Any]]) -> None:
         new = pa.concat_tables([self._table(p) for p in parts])
-        target, merge = self._target(new.nbytes)
-        path = layout.data_file(self.root, *target)
-        table = pa.concat_tables([pq.read_table(path, schema=self.schema), new]) if merge else new
-        layout.write_parquet_atomic(path, table, **PARQUET_OPTIONS)
-        for name, ft in self.features.items():
-            self.stats[name].add(column_to_numpy(new[name], int(ft["shape"][0])))
+        # Whole episodes per file, a file rolling over once it would pass the size limit.
+        row_bytes = new.nbytes / max(new.num_rows, 1)
+        target, used, merge = self._last, 0.0, False
+        if target is None:
+            target = (0, 0)
+        else:
+            used = layout.data_file(self.root, *target).stat().st_size
+            merge = used < self.limit_bytes
+            if not merge:
+                target, used = layout.next_file(*target), 0.0
+        groups: list[tuple[tuple[int, int], bool, int, int]] = []  # (file, append, first row, rows)
+        start = count = 0
         for r in rows:
+            size = r["length"] * row_bytes
+            if used + size > self.limit_bytes and (count or merge):  # a fresh file takes one episode at least
+                if count:
+                    groups.append((target, merge, start, count))
+                target, used, merge, start, count = layout.next_file(*target), 0.0, False, start + count, 0
             r.update({"data/chunk_index": target[0], "data/file_index": target[1]})
             r.update({"meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0})
+            used += size
+            count += r["length"]
+        groups.append((target, merge, start, count))
+        for file, append, first, n in groups:  # every data file before the meta that points to them
+            path = layout.data_file(self.root, *file)
+            part = new.slice(first, n)
+            table = pa.concat_tables([pq.read_table(path, schema=self.schema), part]) if append else part
+            layout.write_parquet_atomic(path, table, **PARQUET_OPTIONS)
+        for name, ft in self.features.items():
+            self.stats[name].add(column_to_numpy(new[name], int(ft["shape"][0])))
         add = pa.Table.from_pylist(rows, schema=self.episode_schema)
         self._episodes = pa.concat_tables([self._episodes, add])
         self._frames += new.num_rows
         self._last = target
         self._write_meta()
-
-    def _target(self, nbytes: int) -> tuple[tuple[int, int], bool]:
-        """The data file a commit of ``nbytes`` goes to, and whether it appends to that file."""
-        if self._last is None:
-            return (0, 0), False
-        path = layout.data_file(self.root, *self._last)
-        if path.stat().st_size + nbytes <= self.limit_bytes:
-            return self._last, True
-        return layout.next_file(*self._last), False
 
     def _write_meta(self) -> None:
         root = self.root
