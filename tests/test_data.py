@@ -375,3 +375,36 @@ def test_one_env_commits_on_the_writer_thread_keep_their_frames(tmp_path):
         env.close()
     assert torch.equal(ds.frames["observation.qpos"], r.qpos[:, 0])
     assert torch.equal(ds.frames["action"], r.actions[:, 0])
+
+
+def test_collect_with_a_trained_runs_policy(tmp_path):
+    """``--policy RUN_DIR@CHECKPOINT``: the run's env and actor, composed in the scripts layer."""
+    from worldloop.policies.run_dir import ConfigError
+    from worldloop.scripts import collect as collect_cli
+    from worldloop.scripts import train as train_cli
+
+    train_cli.main(["--task", "Cartpole-v0", "--num-envs", "16", "--max-iterations", "1", "--eval-episodes", "16",
+                    "--log-root", str(tmp_path), "--agent.num-steps-per-env", "8",
+                    "--env.episode-length-s", "1.0"])  # fmt: skip
+    (run,) = (tmp_path / "Cartpole-v0").iterdir()
+    out = tmp_path / "ds"
+    policy = f"{run}@last"
+    s = collect_cli.main(["--policy", policy, "--episodes", "6", "--num-envs", "4", "--out", str(out)])
+    assert s["episodes"] == 6
+    ds = wd.load(out, task="Cartpole-v0")
+    assert ds.info["worldloop"]["policy"] == policy
+    assert ds.info["worldloop"]["task_config"]["episode_length_s"] == 1.0  # the run's config
+    s = collect_cli.main(["--out", str(out), "--resume", "--episodes", "8"])  # the run's policy again
+    assert s["episodes"] == 8 and wd.load(out).episodes["seed"].unique().numel() == 2
+    with pytest.raises(ConfigError, match="run's config"):
+        collect_cli.main(["--policy", policy, "--out", str(tmp_path / "x"), "--rand", "pole_mass=off"])
+    with pytest.raises(ConfigError, match="--task is required"):
+        collect_cli.main(["--out", str(tmp_path / "y")])
+
+
+def test_compare_throughput_alternates_loop_and_collection():
+    from worldloop.data.bench import compare_throughput
+
+    r = compare_throughput("Cartpole-v0", num_envs=16, rounds=2, episodes_per_env=1, policy="random")
+    assert len(r["loop_frames_per_s"]) == len(r["collect_frames_per_s"]) == 2
+    assert r["ratio"] > 0 and r["bytes_per_round"] > 0 and r["rss_mib_at_commits"]
