@@ -316,7 +316,8 @@ def _read_frames(root: Path, info: dict, episodes: dict, columns: list[str], tot
             if col not in schema.names:
                 raise DatasetError(f"{path}: column {col!r} missing (info.json lists it as a feature)")
             want, got = _expected_type(features[col]), schema.field(col).type
-            if got != want and not (pa.types.is_list(got) and got.value_type == want.value_type):
+            listed = pa.types.is_list(got) and pa.types.is_fixed_size_list(want)  # LeRobot may write plain lists
+            if got != want and not (listed and got.value_type == want.value_type):
                 raise DatasetError(
                     f"{path}: column {col!r} is {got}, info.json's feature says {want} "
                     f"(dtype {features[col]['dtype']}, shape {list(features[col]['shape'])})"
@@ -329,7 +330,10 @@ def _read_frames(root: Path, info: dict, episodes: dict, columns: list[str], tot
         table = table.slice(0, keep)
         for col in columns:
             width = int(features[col]["shape"][0])
-            x = column_to_numpy(table[col], width)
+            try:
+                x = column_to_numpy(table[col], width)
+            except ValueError:  # a variable-length list column whose rows do not all hold `width` values
+                raise DatasetError(f"{path}: column {col!r} has rows that are not {width} values long") from None
             if x.ndim == 2 and x.shape[1] != width:
                 raise DatasetError(f"{path}: column {col!r} has rows of {x.shape[1]} values, its shape is [{width}]")
             parts[col].append(x)

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from worldloop.data import layout
@@ -92,7 +93,11 @@ def column_to_numpy(col: pa.ChunkedArray | pa.Array, width: int) -> np.ndarray:
     """A data column as numpy: ``(rows,)`` for scalars, ``(rows, width)`` for fixed-size lists."""
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-    if pa.types.is_fixed_size_list(col.type) or pa.types.is_list(col.type):
+    if pa.types.is_list(col.type) or pa.types.is_large_list(col.type):  # variable-length lists: check each row
+        lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False)
+        if len(lengths) and not (lengths == width).all():
+            raise ValueError(f"list rows of {sorted(set(lengths.tolist()))[:5]} values, expected {width}")
+    if pa.types.is_fixed_size_list(col.type) or pa.types.is_list(col.type) or pa.types.is_large_list(col.type):
         values = col.flatten().to_numpy(zero_copy_only=False)
         return values.reshape(len(col), width)
     return col.to_numpy(zero_copy_only=False)
