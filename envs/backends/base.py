@@ -107,5 +107,11 @@ class Backend(ABC):
         """``(num_envs, *shape)`` float32 copy of each env's current value of ``field``."""
         raise NotImplementedError(f"the {self.name} backend has no per-env model parameters")
 
+    def get_state(self):
+        """``(num_envs, nstate)`` copy of each env's full physics state in the engine's own layout
+        (``mjSTATE_FULLPHYSICS`` on ``mujoco``). Backends without an exact state vector raise
+        :class:`NotImplementedError`."""
+        raise NotImplementedError(f"the {self.name} backend does not expose its full physics state")
+
     def close(self) -> None:  # noqa: B027 - optional hook, most backends have nothing to release
         """Release threads and device memory."""

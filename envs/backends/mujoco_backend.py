@@ -90,6 +90,12 @@ class MujocoBackend(Backend):
         self.qpos = self._state_t[:, self._qpos_cols].to(self.device, torch.float32)
         self.qvel = self._state_t[:, self._qvel_cols].to(self.device, torch.float32)
 
+    def get_state(self) -> np.ndarray:
+        """``(num_envs, nstate)`` float64 copy of every env's ``mjSTATE_FULLPHYSICS`` vector (time,
+        qpos, qvel, actuator activations, ...; ``mujoco.mj_stateSize``): the exact start state for
+        ``mujoco.rollout`` or ``mujoco.mj_setState``."""
+        return self._state.copy()
+
     # ------------------------------------------------------------------ stepping
     def step(self, ctrl: torch.Tensor, nsteps: int) -> torch.Tensor:
         if self._out is None or self._out.shape[1] != nsteps:
