@@ -70,7 +70,8 @@ class WorldActionPPO(PPO):
         # One optimizer over the unique parameters (a sharing critic reads the actor's encoder).
         params = list(dict.fromkeys(p for p in chain(actor.parameters(), critic.parameters()) if p.requires_grad))
         # fused: one kernel for all tensors (the world model adds many small ones; ~2x faster step on CPU).
-        self.optimizer = type(self.optimizer)(params, lr=self.learning_rate, fused=True)
+        fused = {"fused": True} if isinstance(self.optimizer, torch.optim.Adam | torch.optim.AdamW) else {}
+        self.optimizer = type(self.optimizer)(params, lr=self.learning_rate, **fused)
         self.horizon = horizon
         self.rho = rho
         self.target_tau = target_tau
