@@ -198,10 +198,10 @@ def _fit(cfg: PretrainCfg, *, stage: str, bc_coef: float = 0.0, wm_coef: float =
         actor.update_target(wa.target_tau)
         if step % 50 == 0 or step == cfg.steps - 1:
             for name in ("dynamics", "reward", "termination", "reconstruction"):
-                writer.add_scalar(f"Loss/{name}", float(getattr(wm, name)), step)
+                writer.add_scalar(f"Loss/{name}", float(getattr(wm, name).detach()), step)
             writer.add_scalar(f"Loss/kstep_obs_rmse_k{wa.horizon}", float(wm.obs_rmse[-1]), step)
             if bc_coef:
-                writer.add_scalar("Loss/behaviour_cloning", float(bc), step)
+                writer.add_scalar("Loss/behaviour_cloning", float(bc.detach()), step)
     actor.eval()
     summary = {
         "stage": stage,
