@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 
 import torch
@@ -168,8 +169,10 @@ def _fit(cfg: PretrainCfg, *, stage: str, bc_coef: float = 0.0, wm_coef: float =
     if n_train == 0:
         raise ValueError(f"{list(cfg.data)}: no training window of {k + 1} steps (episodes too short or too few)")
     weights = torch.tensor([len(s) for _, s in train_starts], dtype=torch.float)
-    params = [p for p in dict.fromkeys(actor.parameters()) if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=cfg.learning_rate)
+    # The critic's parameters are in the optimizer (without gradients here) so that its state has the
+    # layout of WorldActionPPO's: `worldloop play`, `export` and `--resume` load it as a train run's.
+    params = [p for p in dict.fromkeys(chain(actor.parameters(), critic.parameters())) if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=cfg.learning_rate, fused=True)
     scale = tcfg.agent.reward_scale
     coefs = {f"{n}_coef": getattr(wa, f"{n}_coef") for n in ("dynamics", "reward", "termination", "reconstruction")}
     path = run_dir.new_run_dir(cfg.log_root, task, cfg.run_name)

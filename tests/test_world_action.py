@@ -215,6 +215,10 @@ def test_three_stage_recipe_pretrain_finetune_train_init_and_model_eval(tmp_path
         .max()
     )
 
+    from worldloop.policies.train import load_run
+
+    env, runner = load_run(fine["run_dir"], num_envs=4)  # what play and export do
+    env.close()
     result = model_eval(fine["run_dir"], tmp_path / "expert", horizon=4, holdout=0.25)
     assert set(result["rmse"]) == {"joints", "goal", "last_action"}
     assert all(len(v) == 4 and all(math.isfinite(x) for x in v) for v in result["rmse"].values())
