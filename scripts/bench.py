@@ -1,21 +1,61 @@
 """``worldloop bench``: env-steps/s of a task, against the raw physics limit in the same run.
 
-The env is stepped with uniform random actions. For the ``mujoco`` backend the control sequence
-the env sent (each held for ``decimation`` substeps, from the same initial states)
-is then replayed open loop by ``mujoco.rollout`` on the same threads in one call per chunk: that
-is the physics limit of the scene, and the env's efficiency is
-``env_steps_per_s * decimation / raw_physics_steps_per_s``.
+    worldloop bench --task Franka-Reach-v0 --num-envs 1024 [--no-randomization] [--json]
+    worldloop bench --task Franka-Lift-v0 --randomization-overhead
+    worldloop bench --parameter-mechanisms franka_table.xml --nstep 4
+
+The env is stepped by the :class:`Loop` with uniform random actions, recording only the actuator
+controls it sent (``Rollout.ctrl``). For the ``mujoco`` backend that control sequence (each held for
+``decimation`` substeps, from the same start state, ``env.backend.get_state()``) is then replayed
+open loop by ``mujoco.rollout`` on the same threads in one call per chunk: that is the physics limit
+of the scene, and the env's efficiency is ``env_steps_per_s * decimation / raw_physics_steps_per_s``.
+
+``--randomization-overhead`` and ``--parameter-mechanisms`` run the randomization benchmarks of
+``worldloop.scripts.bench_randomization`` instead.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
+
+from worldloop.envs.loop import Loop
+from worldloop.policies.train import Backend
+from worldloop.tasks import make
+
+
+@dataclass(kw_only=True)
+class BenchCfg:
+    """Env-steps/s of a task against the raw physics limit, or a randomization benchmark."""
+
+    task: str = "Franka-Reach-v0"
+    """Registered task id."""
+    backend: Backend = "mujoco"
+    """Physics backend."""
+    num_envs: int = 1024
+    """Envs stepped together."""
+    steps: int | None = None
+    """Timed policy steps per env; default 200 (20 per round with --randomization-overhead)."""
+    seed: int = 0
+    """Seed of the env generator and the random actions."""
+    no_randomization: bool = False
+    """Drop the task's domain randomization terms."""
+    json: bool = False
+    """Print one JSON object instead of text."""
+    randomization_overhead: bool = False
+    """Instead: env-steps/s with the task's randomization terms and without, in alternating rounds."""
+    parameter_mechanisms: str | None = None
+    """Instead: raw physics of the ways to give envs their own parameters, on this scene (franka_table.xml)."""
+    nstep: int = 4
+    """--parameter-mechanisms: substeps per call (the decimation)."""
+    repeats: int | None = None
+    """Rounds of the randomization benchmarks; default 10 (--randomization-overhead), 20 (--parameter-mechanisms)."""
 
 
 def _machine() -> str:
@@ -25,31 +65,28 @@ def _machine() -> str:
 
 
 def bench(task: str, backend: str, num_envs: int, steps: int, seed: int = 0, **overrides) -> dict:
-    import worldloop
+    """Env-steps/s of ``task`` under uniform random actions; on ``mujoco`` also the raw physics limit.
 
-    env = worldloop.make(task, num_envs=num_envs, backend=backend, seed=seed, **overrides)
+    ``overrides``: task config fields, e.g. ``randomization={}``."""
+    env = make(task, num_envs=num_envs, backend=backend, seed=seed, **overrides)
     env.reset()
     g = torch.Generator(device=env.device).manual_seed(seed)
     actions = torch.rand(steps, num_envs, env.action_dim, generator=g, device=env.device) * 2 - 1
     warmup = min(5, steps)
-    for t in range(warmup):
-        env.step(actions[t])
-    state0 = _raw_state(env)
-    # Record the controls the env really sends (tasks map actions statefully), for the replay.
-    sent: list[torch.Tensor] = []
-    physics_step = env.backend.step
+    schedule = iter(torch.cat((actions[:warmup], actions)))
 
-    def recording_step(ctrl, nsteps):
-        sent.append(ctrl.clone())
-        return physics_step(ctrl, nsteps)
+    def policy(obs):
+        return next(schedule)
 
-    env.backend.step = recording_step
-    t0 = time.perf_counter()
-    for t in range(steps):
-        env.step(actions[t])
+    for _ in Loop(env, policy).run(warmup, fields=()):
+        pass
+    state0 = env.backend.get_state() if env.backend_name == "mujoco" else None
+    # Record only the controls the env sends (tasks map actions statefully), for the replay.
+    loop = Loop(env, policy)
+    env.timing.reset()
+    ctrl = [r.ctrl for r in loop.run(steps, chunk=max(steps, 1), fields=("ctrl",))]
     if env.device.type == "cuda":
         torch.cuda.synchronize()
-    seconds = time.perf_counter() - t0
     out = {
         "task": task,
         "backend": env.backend_name,
@@ -57,13 +94,14 @@ def bench(task: str, backend: str, num_envs: int, steps: int, seed: int = 0, **o
         "num_envs": num_envs,
         "steps": steps,
         "decimation": env.cfg.decimation,
-        "env_steps_per_s": steps * num_envs / seconds,
+        "env_steps_per_s": loop.env_steps_per_s,
+        "physics_time_fraction": env.timing.physics_fraction,
         "machine": _machine(),
-        "randomization": sorted(getattr(env.cfg, "randomization", {}) or {}),
+        "randomization": sorted(env.cfg.randomization),
     }
     out["physics_steps_per_s"] = out["env_steps_per_s"] * env.cfg.decimation
     if env.backend_name == "mujoco":
-        raw = raw_rollout_limit(env, state0, torch.stack(sent))
+        raw = raw_rollout_limit(env, state0, torch.cat(ctrl))
         out["raw_physics_steps_per_s"] = raw
         out["ratio_to_raw"] = out["physics_steps_per_s"] / raw
         out["threads"] = env.backend.num_threads
@@ -71,14 +109,9 @@ def bench(task: str, backend: str, num_envs: int, steps: int, seed: int = 0, **o
     return out
 
 
-def _raw_state(env):
-    if env.backend_name == "mujoco":
-        return env.backend._state.copy()
-    return None
-
-
 def raw_rollout_limit(env, state0, ctrl: torch.Tensor, chunk_steps: int = 50) -> float:
-    """Physics steps/s of ``mujoco.rollout`` replaying ``ctrl`` ``(steps, N, nu)`` from ``state0``."""
+    """Physics steps/s of ``mujoco.rollout`` replaying ``ctrl`` ``(steps, N, nu)`` from ``state0``
+    ``(N, nstate)`` (``mjSTATE_FULLPHYSICS``)."""
     import mujoco
     import numpy as np
     from mujoco import rollout
@@ -87,11 +120,11 @@ def raw_rollout_limit(env, state0, ctrl: torch.Tensor, chunk_steps: int = 50) ->
     dec = env.cfg.decimation
     steps, n, nu = ctrl.shape
     # (N, steps * decimation, nu): each policy step's control held for its substeps.
-    c = ctrl.permute(1, 0, 2).repeat_interleave(dec, dim=1).to(torch.float64).numpy()
+    c = ctrl.permute(1, 0, 2).repeat_interleave(dec, dim=1).to(torch.float64).cpu().numpy()
     state = np.ascontiguousarray(state0)
     datas = [mujoco.MjData(be.mj_model) for _ in range(be.num_threads)]
     models = [be.mj_model] * n
-    out = np.empty((n, chunk_steps * dec, be.nstate))
+    out = np.empty((n, chunk_steps * dec, state.shape[1]))
     sens = np.empty((n, chunk_steps * dec, be.mj_model.nsensordata))
     total = 0
     with rollout.Rollout(nthread=be.num_threads) as r:
@@ -116,18 +149,22 @@ def raw_rollout_limit(env, state0, ctrl: torch.Tensor, chunk_steps: int = 50) ->
     return total / seconds
 
 
-def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(prog="worldloop bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--task", default="Franka-Reach-v0", help="registered task id")
-    p.add_argument("--backend", default="mujoco", help="auto, mujoco or newton")
-    p.add_argument("--num-envs", type=int, default=1024, help="envs stepped together")
-    p.add_argument("--steps", type=int, default=200, help="timed policy steps per env")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-randomization", action="store_true", help="drop the task's domain randomization preset")
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    a = p.parse_args(argv)
+def main(argv: Sequence[str] | None = None) -> dict:
+    """``worldloop bench``."""
+    import tyro
+
+    a = tyro.cli(BenchCfg, args=argv, prog="worldloop bench", config=(tyro.conf.FlagCreatePairsOff,))
+    if a.parameter_mechanisms or a.randomization_overhead:
+        from worldloop.scripts import bench_randomization as br
+
+        if a.parameter_mechanisms:
+            r = br.parameter_mechanisms(a.parameter_mechanisms, a.num_envs, a.nstep, repeats=a.repeats or 20)
+        else:
+            r = br.randomization_overhead(a.task, a.num_envs, a.steps or 20, backend=a.backend, repeats=a.repeats or 10)
+        print(json.dumps(r))
+        return r
     overrides = {"randomization": {}} if a.no_randomization else {}
-    r = bench(a.task, a.backend, a.num_envs, a.steps, a.seed, **overrides)
+    r = bench(a.task, a.backend, a.num_envs, a.steps or 200, a.seed, **overrides)
     if a.json:
         print(json.dumps(r))
         return r
@@ -143,7 +180,3 @@ def main(argv: list[str] | None = None) -> dict:
         )
     print(line + f"  [{r['machine']}]")
     return r
-
-
-if __name__ == "__main__":
-    main()
