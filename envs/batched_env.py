@@ -284,6 +284,10 @@ class BatchedEnv:
     def _reset_envs(self, mask: torch.Tensor) -> None:
         qpos, qvel = self.randomizer.reset(mask, *self.task.reset(mask))
         self.backend.set_state(mask, qpos, qvel)
+        self._clear_episodes(mask)
+
+    def _clear_episodes(self, mask: torch.Tensor) -> None:
+        """Start the episode buffers (length, return, reward terms, last actions) of the envs in ``mask``."""
         self._pose_cache = None
         keep = ~mask
         self.episode_length_buf *= keep
@@ -343,14 +347,7 @@ class BatchedEnv:
         full_q[ids] = qpos.to(self.device, torch.float32)
         full_v[ids] = qvel.to(self.device, torch.float32)
         self.backend.set_state(mask, full_q, full_v)
-        self._pose_cache = None
-        keep = ~mask
-        self.episode_length_buf *= keep
-        self._ep_return *= keep
-        for v in self._ep_terms.values():
-            v *= keep
-        self.actions *= keep.unsqueeze(-1)
-        self.prev_actions *= keep.unsqueeze(-1)
+        self._clear_episodes(mask)
         if self.randomizer._delay is not None:
             self.randomizer._delay.clear(mask)
         term_reset = getattr(self.task.action_term, "reset", None)

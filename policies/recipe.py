@@ -306,7 +306,7 @@ def _plot(result: dict, path: Path) -> None:
     try:
         import matplotlib
     except ImportError:
-        print(f"[worldloop] matplotlib is not installed: no {path.name} (pip install matplotlib)", flush=True)
+        print(f"[worldloop] matplotlib is not installed: no {path.name} (pip install 'worldloop[plots]')", flush=True)
         return
 
     matplotlib.use("Agg")
