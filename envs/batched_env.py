@@ -10,7 +10,8 @@ Step contract (all tensors have leading dimension ``num_envs`` and live on ``env
   hit ``episode_length_s`` (or its physics diverged, see below).
 - ``info``: ``success`` ``(num_envs,)`` bool, ``reward_terms`` ``{name: (num_envs,)}`` (unweighted),
   ``final_obs`` (the observation *before* the autoreset; meaningful where an episode ended),
-  ``time_outs`` (= ``truncated``, the name rsl-rl reads).
+  ``time_outs`` (= ``truncated & ~terminated``, the name rsl-rl reads: a step that is both
+  terminated and truncated is terminal, never bootstrapped).
 
 Partial autoreset, same step: envs whose episode ended are reset inside ``step``; the ``obs``
 returned for them is the first observation of their next episode, and the last observation of
@@ -395,7 +396,7 @@ class BatchedEnv:
             "success": success,
             "reward_terms": terms,
             "final_obs": final_obs,
-            "time_outs": truncated,
+            "time_outs": truncated & ~terminated,
         }
         self.timing.steps += 1
         self.timing.total_s += time.perf_counter() - t0

@@ -15,8 +15,9 @@ from worldloop.envs.batched_env import BatchedEnv
 class RslRlVecEnv(VecEnv):
     """Wraps a :class:`BatchedEnv` for ``rsl_rl.runners.OnPolicyRunner``.
 
-    ``dones = terminated | truncated``; ``extras["time_outs"]`` carries ``truncated`` so PPO
-    bootstraps through time limits. Every ``log_interval`` steps (the runner's
+    ``dones = terminated | truncated``; ``extras["time_outs"] = truncated & ~terminated`` so PPO
+    bootstraps through time limits but never from a terminal state (an episode that terminates on
+    its last step is both terminated and truncated, and is not a time-out). Every ``log_interval`` steps (the runner's
     ``num_steps_per_env``) the env's episode statistics are put in ``extras["log"]``, where the
     runner's logger writes them to tensorboard with the randomization ranges in force: one host
     sync per iteration, not per step.
@@ -55,7 +56,7 @@ class RslRlVecEnv(VecEnv):
 
     def step(self, actions: torch.Tensor) -> tuple[TensorDict, torch.Tensor, torch.Tensor, dict]:
         obs, reward, terminated, truncated, info = self.env.step(actions)
-        extras: dict = {"time_outs": truncated}
+        extras: dict = {"time_outs": truncated & ~terminated}
         self._steps += 1
         if self._steps % self.log_interval == 0:
             stats = self.env.pop_episode_stats()

@@ -214,3 +214,26 @@ def test_reward_scale_reaches_ppo_but_not_the_logged_returns():
     for bad in (0.0, -1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="reward_scale"):
             RslRlVecEnv(worldloop.make("Cartpole-v0", num_envs=2, backend="mujoco"), log_interval=1, reward_scale=bad)
+
+
+def test_a_step_both_terminated_and_truncated_is_not_a_time_out():
+    """A pole past its limit on the episode's last step is terminal: PPO must not bootstrap it."""
+    import worldloop
+    from worldloop.policies.rsl_rl_adapter import RslRlVecEnv
+
+    env = worldloop.make("Cartpole-v0", num_envs=2, backend="mujoco", seed=0, episode_length_s=0.02)
+    assert env.max_episode_length == 1  # every step is the last one: truncated
+    env.reset()
+    qpos = torch.zeros(1, env.nq)
+    qpos[0, env.task.th_col] = 1.0  # [rad] past max_angle (0.4)
+    env.set_state(qpos, torch.zeros(1, env.nv), torch.tensor([0]))
+    vec = RslRlVecEnv(env, log_interval=100)
+    _, _, dones, extras = vec.step(torch.zeros(2, env.action_dim))
+    assert dones.tolist() == [1, 1]
+    assert extras["time_outs"].tolist() == [False, True]
+
+    env.reset()
+    env.set_state(qpos, torch.zeros(1, env.nv), torch.tensor([0]))
+    _, _, terminated, truncated, info = env.step(torch.zeros(2, env.action_dim))
+    assert terminated.tolist() == [True, False] and truncated.tolist() == [True, True]  # both flags kept
+    assert info["time_outs"].tolist() == [False, True]
