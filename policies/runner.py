@@ -3,8 +3,9 @@
 - Checkpoints are written atomically (temp file + rename) with the names of
   :mod:`worldloop.policies.run_dir`: ``model_<it>.pt`` every
   ``save_interval`` iterations, ``last.pt`` at every save and ``best.pt`` when the success rate of
-  recently finished episodes is the best so far. They hold models, optimizer, iteration and RNG
-  state, and load with ``torch.load(weights_only=True)``.
+  recently finished episodes is the best so far. They hold models, optimizer, iteration, RNG
+  state and that best success (``best_success``, restored by :meth:`Runner.load`, so a resumed run
+  keeps ``best.pt`` until it does better), and load with ``torch.load(weights_only=True)``.
 - ``torch.distributed`` on the CPU uses gloo (rsl-rl only knows NCCL on CUDA), so
   ``torchrun --nproc-per-node 2`` trains with one env batch per process on CPUs too.
 - A one-line progress report per iteration (rewritten in place on a terminal, plain lines in logs)
@@ -100,12 +101,16 @@ class Runner(OnPolicyRunner):
         if env is not None:
             state["env_rng_state"] = env.generator.get_state()
             state["randomizer_state"] = env.randomizer.state_dict()
+        success = getattr(self.env, "last_stats", {}).get("success")
+        is_best = success is not None and success > self.best_success
+        if is_best:
+            self.best_success = float(success)
+        # Kept in every checkpoint so that a resumed run replaces best.pt only with a better one.
+        state["best_success"] = self.best_success
         path = Path(path)
         atomic_save(state, path)
         atomic_save(state, path.with_name(run_dir.LAST))
-        success = getattr(self.env, "last_stats", {}).get("success")
-        if success is not None and success > self.best_success:
-            self.best_success = success
+        if is_best:
             atomic_save(state, path.with_name(run_dir.BEST))
 
     def load(self, path: str, load_cfg: dict | None = None, strict: bool = True, map_location: str | None = None):
@@ -113,6 +118,7 @@ class Runner(OnPolicyRunner):
         self.alg.load(data, load_cfg, strict)
         # The saved iteration is complete: continue with the next one.
         self.current_learning_iteration = int(data["iter"]) + 1
+        self.best_success = float(data.get("best_success", -1.0))
         if "torch_rng_state" in data:
             torch.set_rng_state(data["torch_rng_state"].cpu())
         env = getattr(self.env, "env", None)

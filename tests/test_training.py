@@ -237,3 +237,36 @@ def test_a_step_both_terminated_and_truncated_is_not_a_time_out():
     _, _, terminated, truncated, info = env.step(torch.zeros(2, env.action_dim))
     assert terminated.tolist() == [True, False] and truncated.tolist() == [True, True]  # both flags kept
     assert info["time_outs"].tolist() == [False, True]
+
+
+def test_resume_keeps_the_best_checkpoint(tmp_path):
+    """A resumed run replaces best.pt only with a better success than the best before the resume."""
+    import worldloop
+    from worldloop.policies.rsl_rl_adapter import RslRlVecEnv
+    from worldloop.policies.runner import Runner
+    from worldloop.policies.train import TrainCfg, rsl_rl_cfg
+
+    cfg = TrainCfg.from_task("Cartpole-v0", num_envs=4)
+
+    def runner() -> tuple[Runner, RslRlVecEnv]:
+        vec = RslRlVecEnv(worldloop.make("Cartpole-v0", num_envs=4, backend="mujoco", seed=0), log_interval=8)
+        return Runner(vec, rsl_rl_cfg(cfg), log_dir=None, device="cpu"), vec
+
+    first, vec = runner()
+    vec.last_stats = {"success": 0.038}
+    first.current_learning_iteration = 10
+    first.save(str(tmp_path / "model_10.pt"))
+
+    resumed, vec = runner()
+    resumed.load(str(tmp_path / "last.pt"))
+    vec.last_stats = {"success": 0.0}
+    resumed.current_learning_iteration = 12
+    resumed.save(str(tmp_path / "model_12.pt"))
+    assert load_checkpoint(tmp_path / "best.pt")["iter"] == 10  # the worse checkpoint did not replace it
+    assert load_checkpoint(tmp_path / "last.pt")["iter"] == 12
+    assert resumed.best_success == pytest.approx(0.038)
+    assert load_checkpoint(tmp_path / "last.pt")["best_success"] == pytest.approx(0.038)
+    vec.last_stats = {"success": 0.5}
+    resumed.current_learning_iteration = 14
+    resumed.save(str(tmp_path / "model_14.pt"))
+    assert load_checkpoint(tmp_path / "best.pt")["iter"] == 14
