@@ -128,6 +128,30 @@ class Runner(OnPolicyRunner):
             env.randomizer.load_state_dict(data["randomizer_state"])
         return data.get("infos")
 
+    # ---- export -----------------------------------------------------------------------------
+    def export_policy_to_onnx(self, path: str, filename: str = "policy.onnx", verbose: bool = False) -> None:
+        """The deterministic actor (with its observation normalizer) as ONNX with a dynamic batch:
+        input ``obs`` ``(batch, n_obs)`` -> ``actions`` ``(batch, action_dim)`` (a recurrent actor also
+        takes and returns its hidden state ``(layers, batch, hidden)``). rsl-rl's own export fixes
+        the batch at 1."""
+        model = self.alg.get_policy().as_onnx(verbose=verbose).to("cpu").eval()
+        # A traced size of 1 would be specialized to a constant: trace at batch 2.
+        inputs = tuple(torch.cat([x, x], dim=0 if i == 0 else 1) for i, x in enumerate(model.get_dummy_inputs()))
+        batch = torch.export.Dim("batch")
+        dynamic = tuple({0 if i == 0 else 1: batch} for i in range(len(inputs)))
+        os.makedirs(path, exist_ok=True)
+        torch.onnx.export(
+            model,
+            inputs,
+            os.path.join(path, filename),
+            export_params=True,
+            opset_version=18,
+            verbose=verbose,
+            input_names=model.input_names,
+            output_names=model.output_names,
+            dynamic_shapes=dynamic,
+        )
+
     # ---- progress -----------------------------------------------------------------------
     def _log(self, *, it: int, start_it: int, total_it: int, collect_time: float, learn_time: float, **kw):
         with contextlib.redirect_stdout(io.StringIO()):

@@ -86,14 +86,19 @@ def test_export_onnx_and_torchscript_match_torch(tiny_run):
     paths = export(str(tiny_run), checkpoint="last")
     env, runner = load_run(tiny_run, checkpoint="last", num_envs=1, device="cpu")
     actor = runner.get_inference_policy(device="cpu")
-    obs = torch.randn(1000, paths["n_obs"]) * 3.0
+    obs = torch.randn(1024, paths["n_obs"]) * 3.0
     from tensordict import TensorDict
 
     with torch.inference_mode():
-        expected = actor(TensorDict({"policy": obs, "critic": obs}, batch_size=[1000])).numpy()
+        expected = actor(TensorDict({"policy": obs, "critic": obs}, batch_size=[1024])).numpy()
     sess = ort.InferenceSession(paths["onnx"])
-    got = np.concatenate([sess.run(None, {"obs": o[None].numpy()})[0] for o in obs])
-    np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+    (inp,) = sess.get_inputs()
+    assert inp.name == "obs" and isinstance(inp.shape[0], str) and inp.shape[1] == paths["n_obs"]  # dynamic batch
+    got = np.concatenate([sess.run(None, {"obs": o[None].numpy()})[0] for o in obs[:50]])  # batch 1
+    np.testing.assert_allclose(got, expected[:50], atol=1e-5, rtol=0)
+    for batch in (32, 1024):
+        (got,) = sess.run(None, {"obs": obs[:batch].numpy()})
+        np.testing.assert_allclose(got, expected[:batch], atol=1e-5, rtol=0)
     jit = torch.jit.load(paths["torchscript"])
     np.testing.assert_allclose(jit(obs).detach().numpy(), expected, atol=1e-5, rtol=0)
     env.close()

@@ -151,6 +151,7 @@ def test_onnx_parity_of_actor_and_world_model(world_action_run):
     session = ort.InferenceSession(out["onnx"])
     got = np.concatenate([session.run(None, {"obs": row})[0] for row in obs.numpy()[:, None]])
     np.testing.assert_allclose(got, expected.numpy(), atol=1e-5)
+    np.testing.assert_allclose(session.run(None, {"obs": obs.numpy()})[0], expected.numpy(), atol=1e-5)  # batch 32
 
     actions = torch.rand(32, 5, env.action_dim) * 2 - 1
     with torch.no_grad():
