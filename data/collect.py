@@ -146,7 +146,7 @@ def resolve_policy(env: BatchedEnv, policy: str | Policy, seed: int) -> Policy:
         return policy
     if policy == "expert":
         if not env.task.has_expert():
-            raise ValueError(f"{env.task_id} has no scripted expert; use policy='random' or a trained policy")
+            raise ValueError(f"{env.task_id} has no scripted expert; use --policy random or a trained run's directory")
         return lambda obs: env.task.expert()
     if policy == "random":
         gen = torch.Generator(device=env.device).manual_seed(seed)
@@ -254,6 +254,7 @@ def collect(
                     f"{out / layout.EPISODES_PATH}: column 'seed' already holds {env.seed}; an env with this seed "
                     "would repeat those episodes: build it with another seed"
                 )
+        resolve_policy(env, policy, env.seed)  # an unusable policy is refused before anything is written
         return _run(env, out, episodes, policy, meta, resume, data_files_size_in_mb, commit_interval_s,
                     progress, t_start)  # fmt: skip
     finally:

@@ -30,8 +30,8 @@ class ExpertCfg:
 
     tasks: list[str] = field(default_factory=expert_tasks)
     """Task ids; default every task with an expert."""
-    num_envs: int = 1000
-    """Envs stepped together."""
+    num_envs: int | None = None
+    """Envs stepped together; default ``min(episodes, 1000)``."""
     episodes: int = 1000
     """Seeded episodes per task."""
     backend: Backend = "mujoco"
@@ -47,8 +47,15 @@ def evaluate_expert(
 ) -> EvalResult:
     """Success rate of a task's scripted expert over ``num_episodes`` seeded episodes.
 
-    ``cfg``: task config fields, e.g. ``action_space="ee_delta"``."""
+    ``cfg``: task config fields, e.g. ``action_space="ee_delta"``.
+
+    Raises:
+        KeyError: the task has no scripted expert (the message lists those that have one).
+    """
     env = make(task_id, num_envs=num_envs, backend=backend, seed=seed, **cfg)
+    if not env.task.has_expert():
+        env.close()
+        raise KeyError(f"{task_id} has no scripted expert; tasks with one: {', '.join(expert_tasks())}")
     try:
         return evaluate(env, lambda obs: env.task.expert(), num_episodes)
     finally:
@@ -65,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         t0 = time.perf_counter()
         r = evaluate_expert(
             task,
-            num_envs=a.num_envs,
+            num_envs=a.num_envs or min(a.episodes, 1000),
             num_episodes=a.episodes,
             backend=a.backend,
             seed=a.seed,

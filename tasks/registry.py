@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     import torch
 
     from worldloop.envs.batched_env import BatchedEnv
-    from worldloop.envs.gym_adapter import GymVectorEnv
+    from worldloop.envs.gym_adapter import GymEnv, GymVectorEnv
     from worldloop.envs.task import Task, TaskCfg
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*-v\d+$")
@@ -56,7 +56,10 @@ def get_task(task_id: str) -> TaskSpec:
         return _REGISTRY[task_id]
     except KeyError:
         known = ", ".join(sorted(_REGISTRY)) or "(none)"
-        raise KeyError(f"unknown task id {task_id!r}; registered tasks: {known}") from None
+        raise KeyError(
+            f"unknown task id {task_id!r}; registered tasks: {known}. A task of your own module registers when "
+            "the module is imported: run the command through it (python my_task.py <command> ...)"
+        ) from None
 
 
 def list_tasks() -> list[TaskSpec]:
@@ -99,12 +102,26 @@ def make(
     return BatchedEnv(spec.task_cls, cfg, num_envs=num_envs, backend=backend, device=device, seed=seed, task_id=task_id)
 
 
-def make_gym_vector_env(task_id: str, num_envs: int = 1, numpy: bool = True, **kwargs) -> GymVectorEnv:
-    """Entry point registered with gymnasium for every worldloop task (``worldloop/<task id>``)."""
+def make_gym_vector_env(
+    task_id: str, num_envs: int = 1, numpy: bool = True, render_mode: str | None = None, **kwargs
+) -> GymVectorEnv:
+    """``gymnasium.make_vec`` entry point of every worldloop task (``worldloop/<task id>``): the batched
+    ``VectorEnv``. ``kwargs`` are :func:`make`'s (``backend``, ``seed``, ``device``, config fields)."""
     from worldloop.envs.gym_adapter import GymVectorEnv
 
-    kwargs.pop("render_mode", None)
-    return GymVectorEnv(make(task_id, num_envs=num_envs, **kwargs), numpy=numpy)
+    return GymVectorEnv(make(task_id, num_envs=num_envs, **kwargs), numpy=numpy, render_mode=render_mode)
+
+
+def make_gym_env(
+    task_id: str, num_envs: int | None = None, render_mode: str | None = None, **kwargs
+) -> GymEnv | GymVectorEnv:
+    """``gymnasium.make`` entry point: one env (:class:`~worldloop.envs.gym_adapter.GymEnv`), or with
+    ``num_envs`` the batched ``VectorEnv`` as :func:`make_gym_vector_env` builds it."""
+    if num_envs is not None:
+        return make_gym_vector_env(task_id, num_envs=num_envs, render_mode=render_mode, **kwargs)
+    from worldloop.envs.gym_adapter import GymEnv
+
+    return GymEnv(make(task_id, num_envs=1, **kwargs), render_mode=render_mode)
 
 
 def _register_gymnasium(task_id: str) -> None:
@@ -113,13 +130,12 @@ def _register_gymnasium(task_id: str) -> None:
     gym_id = f"worldloop/{task_id}"
     if gym_id in gymnasium.registry:
         return
-    entry = "worldloop.tasks.registry:make_gym_vector_env"
-    # A worldloop env is batched by nature: gymnasium.make returns the VectorEnv itself (no
-    # single-env wrappers), gymnasium.make_vec the same.
+    # gymnasium.make: one env (or with num_envs=N the VectorEnv); gymnasium.make_vec: the batched
+    # VectorEnv itself (vector_entry_point, the default mode), or "sync" over single envs.
     gymnasium.register(
         id=gym_id,
-        entry_point=entry,
-        vector_entry_point=entry,
+        entry_point="worldloop.tasks.registry:make_gym_env",
+        vector_entry_point="worldloop.tasks.registry:make_gym_vector_env",
         kwargs={"task_id": task_id},
         disable_env_checker=True,
         order_enforce=False,
