@@ -28,8 +28,11 @@ import functools
 import math
 import os
 import time
+import types
+import typing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import mujoco
 import torch
@@ -71,9 +74,70 @@ def build_cfg(cfg_cls: type[TaskCfg], overrides: dict) -> TaskCfg:
     return check_cfg(cfg_cls(**overrides))
 
 
+def _type_ok(value: Any, tp: Any) -> bool:
+    """Whether ``value`` fits the annotation ``tp`` (the types task configs use; others pass)."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return True
+    if tp is float:  # an int is a float here, a bool is neither
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin is typing.Literal:
+        return value in args
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, a) for a in args)
+    if origin is tuple:
+        if not isinstance(value, (tuple, list)):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_type_ok(v, args[0]) for v in value)
+        return len(value) == len(args) and all(_type_ok(v, a) for v, a in zip(value, args, strict=True))
+    if origin in (list, set, frozenset):
+        return isinstance(value, origin) and (not args or all(_type_ok(v, args[0]) for v in value))
+    if origin is dict:
+        return isinstance(value, dict) and (
+            not args or all(_type_ok(k, args[0]) and _type_ok(v, args[1]) for k, v in value.items())
+        )
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):  # a saved config holds it as a dict
+        return isinstance(value, (tp, dict))
+    if isinstance(tp, type):
+        return isinstance(value, tp)
+    return True
+
+
+def _non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, (tuple, list)):
+        return any(_non_finite(v) for v in value)
+    if isinstance(value, dict):
+        return any(_non_finite(v) for v in value.values())
+    return False
+
+
 def check_cfg(cfg: TaskCfg) -> TaskCfg:
-    """Refuse a config the env cannot run, naming the field; returns ``cfg``."""
+    """Refuse a config the env cannot run, naming the field; returns ``cfg``.
+
+    Raises:
+        TypeError: a field whose value does not fit its annotation (``episode_length_s="abc"``).
+        ValueError: a NaN or infinite number, ``decimation < 1`` or ``episode_length_s <= 0``.
+    """
     name = type(cfg).__name__
+    try:
+        hints = typing.get_type_hints(type(cfg))
+    except (NameError, TypeError):  # annotations that do not resolve here are not checked
+        hints = {}
+    for f in dataclasses.fields(cfg):
+        value, tp = getattr(cfg, f.name), hints.get(f.name, Any)
+        if not _type_ok(value, tp):
+            if typing.get_origin(tp) is typing.Literal:
+                raise ValueError(f"{name}.{f.name} must be one of {list(typing.get_args(tp))}, got {value!r}")
+            shown = tp.__name__ if isinstance(tp, type) else str(tp).replace("typing.", "")
+            got = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+            raise TypeError(f"{name}.{f.name} must be {shown}, got {got} ({type(value).__name__})")
+        if _non_finite(value):
+            raise ValueError(f"{name}.{f.name} must be finite, got {value!r}")
     if cfg.decimation < 1:
         raise ValueError(f"{name}.decimation must be >= 1, got {cfg.decimation}")
     if cfg.episode_length_s <= 0:

@@ -100,6 +100,25 @@ class TrainCfg(Generic[TaskCfgT]):
         return dataclasses.replace(run_dir.read_config(run), resume=str(run), **overrides)
 
 
+def check_train_cfg(cfg: TrainCfg) -> TrainCfg:
+    """Refuse run settings that cannot train, naming the option, before any env or run directory exists.
+
+    Raises:
+        ValueError: ``num_envs``, ``max_iterations`` or ``save_interval`` below 1, ``eval_episodes``
+            below 0, or a task config field out of range (:func:`~worldloop.envs.batched_env.check_cfg`).
+        TypeError: a task config field of the wrong type.
+    """
+    from worldloop.envs.batched_env import check_cfg
+
+    for name, low in (("num_envs", 1), ("max_iterations", 1), ("save_interval", 1), ("eval_episodes", 0)):
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            option = "--" + name.replace("_", "-")
+            raise ValueError(f"TrainCfg.{name} ({option}) must be an integer >= {low}, got {value!r}")
+    check_cfg(cfg.env)
+    return cfg
+
+
 def train(cfg: TrainCfg) -> dict:
     """Train (or resume ``cfg.resume``), write the run directory, evaluate the final policy.
 
@@ -107,9 +126,12 @@ def train(cfg: TrainCfg) -> dict:
 
     Raises:
         ConfigError: ``cfg.resume`` with settings other than ``max_iterations`` changed from the saved run's.
+        ValueError: settings that cannot train (:func:`check_train_cfg`).
     """
     from worldloop.policies.rsl_rl_adapter import RslRlVecEnv
     from worldloop.policies.runner import Runner
+
+    check_train_cfg(cfg)
 
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     if cfg.resume:
@@ -204,9 +226,9 @@ def load_run(
     ckpt = run_dir.find_checkpoint(run, checkpoint)
     env = make(
         cfg.task,
-        num_envs=num_envs or cfg.num_envs,
-        backend=backend or cfg.backend,
-        device=device or cfg.device,
+        num_envs=cfg.num_envs if num_envs is None else num_envs,
+        backend=cfg.backend if backend is None else backend,
+        device=cfg.device if device is None else device,
         seed=seed,
         cfg=cfg.env,
     )

@@ -50,12 +50,9 @@ def main(argv: list[str] | None = None) -> None:
         run = cmd_list
     else:
         run = importlib.import_module(f"worldloop.scripts.{cmd.replace('-', '_')}").main
-    from worldloop.data.layout import DatasetError
-    from worldloop.policies.run_dir import CheckpointError, ConfigError
-
     try:
         run(rest)
-    except (KeyError, FileNotFoundError, CheckpointError, ConfigError, DatasetError) as e:
+    except (KeyError, ValueError, FileNotFoundError) as e:  # CheckpointError, ConfigError, DatasetError too
         # Input errors: say what was wrong, without a traceback (WORLDLOOP_DEBUG=1 shows it).
         if os.environ.get("WORLDLOOP_DEBUG"):
             raise

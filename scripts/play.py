@@ -50,9 +50,8 @@ def play(cfg: PlayCfg) -> dict:
     """Evaluate ``cfg.run``'s checkpoint; returns what ``play_<backend>.json`` holds."""
     path = Path(cfg.run)
     task = run_dir.read_config(path).task
-    env, runner = load_run(
-        path, checkpoint=cfg.checkpoint, num_envs=cfg.num_envs or min(cfg.episodes, 1024), backend=cfg.backend
-    )
+    num_envs = min(cfg.episodes, 1024) if cfg.num_envs is None else cfg.num_envs
+    env, runner = load_run(path, checkpoint=cfg.checkpoint, num_envs=num_envs, backend=cfg.backend)
     policy = inference_policy(runner, env.num_envs)
     planner = None
     if cfg.plan:

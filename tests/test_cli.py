@@ -157,6 +157,31 @@ def test_unknown_option_and_bad_input_are_refused_clearly():
     assert r.returncode != 0 and "rnage" in r.stderr and "range" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_zero_or_negative_budgets_and_bad_values_are_refused_in_one_line(tmp_path, monkeypatch):
+    """No default replaces a 0, and a ValueError is one line on the command line, not a traceback."""
+    from worldloop.scripts.cli import main
+
+    base = ["train", "--task", "Cartpole-v0", "--log-root", str(tmp_path)]
+    cases = [
+        (["--num-envs", "0"], "--num-envs"),
+        (["--num-envs", "-5"], "--num-envs"),
+        (["--max-iterations", "0"], "--max-iterations"),
+        (["--env.episode-length-s", "-1"], "episode_length_s"),
+        (["--env.scene", "nope.xml"], "nope.xml"),
+    ]
+    for args, words in cases:
+        with pytest.raises(SystemExit) as e:
+            main([*base, *args])
+        msg = str(e.value.code)
+        assert msg.startswith("worldloop train: error:") and words in msg and "\n" not in msg, (args, msg)
+    assert not (tmp_path / "Cartpole-v0").exists()  # refused before any run directory was written
+    r = run(*base, "--num-envs", "0", check=False)
+    assert r.returncode == 1 and "Traceback" not in r.stderr and r.stderr.strip().count("\n") == 0, r.stderr
+    monkeypatch.setenv("WORLDLOOP_DEBUG", "1")  # shows the traceback
+    with pytest.raises(ValueError, match="num_envs"):
+        main([*base, "--num-envs", "0"])
+
+
 def test_unknown_ppo_key_in_train_defaults_names_the_fields(monkeypatch):
     from worldloop.envs.task import TrainDefaults
     from worldloop.scripts.train import parse

@@ -144,6 +144,11 @@ def test_episode_stats_report_finished_episodes():
         ({"task_id": "Cartpole-v0", "decimaton": 2}, TypeError, ["decimaton", "decimation"]),
         ({"task_id": "Cartpole-v0", "decimation": 0}, ValueError, ["decimation"]),
         ({"task_id": "Cartpole-v0", "scene": "nope.xml"}, FileNotFoundError, ["nope.xml"]),
+        ({"task_id": "Cartpole-v0", "episode_length_s": "abc"}, TypeError, ["CartpoleCfg.episode_length_s", "'abc'"]),
+        ({"task_id": "Cartpole-v0", "decimation": 2.5}, TypeError, ["CartpoleCfg.decimation", "int"]),
+        ({"task_id": "Cartpole-v0", "episode_length_s": float("nan")}, ValueError, ["episode_length_s", "finite"]),
+        ({"task_id": "Cartpole-v0", "weights": {"alive": "x"}}, TypeError, ["CartpoleCfg.weights"]),
+        ({"task_id": "Franka-Push-v0", "action_space": "joints"}, ValueError, ["action_space", "ee_pos"]),
     ],
 )
 def test_bad_construction_is_refused_with_a_clear_error(kwargs, exc, words):
