@@ -38,12 +38,16 @@ def test_quick_start_runs_and_states_the_observation_shape():
 def test_gymnasium_block_runs_and_steps():
     ns: dict = {}
     exec(compile(block("import gymnasium"), "README.md:gymnasium", "exec"), ns)
-    env = ns["env"]
+    env, one = ns["env"], ns["one"]
     obs, _ = env.reset(seed=0)
     assert obs.shape == (env.num_envs, *env.single_observation_space.shape)
     obs, reward, terminated, truncated, _ = env.step(env.action_space.sample())
     assert reward.shape == terminated.shape == truncated.shape == (env.num_envs,)
+    one.reset(seed=0)
+    assert one.step(one.action_space.sample())[0].shape == env.single_observation_space.shape
+    assert one.render().ndim == 3
     env.close()
+    one.close()
 
 
 def test_task_registration_block_registers_its_task(tmp_path):
