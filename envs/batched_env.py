@@ -106,13 +106,18 @@ def _type_ok(value: Any, tp: Any) -> bool:
     return True
 
 
-def _non_finite(value: Any) -> bool:
-    if isinstance(value, float):
-        return not math.isfinite(value)
+NUMBER_LIMIT = 1e6
+"""Largest magnitude a number in a task config may have (beyond it, a typo rather than a setting)."""
+
+
+def _out_of_bounds(value: Any) -> bool:
+    """NaN, infinite or beyond :data:`NUMBER_LIMIT`, anywhere in ``value``."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return not (math.isfinite(value) and abs(value) <= NUMBER_LIMIT)
     if isinstance(value, (tuple, list)):
-        return any(_non_finite(v) for v in value)
+        return any(_out_of_bounds(v) for v in value)
     if isinstance(value, dict):
-        return any(_non_finite(v) for v in value.values())
+        return any(_out_of_bounds(v) for v in value.values())
     return False
 
 
@@ -121,7 +126,8 @@ def check_cfg(cfg: TaskCfg) -> TaskCfg:
 
     Raises:
         TypeError: a field whose value does not fit its annotation (``episode_length_s="abc"``).
-        ValueError: a NaN or infinite number, ``decimation < 1`` or ``episode_length_s <= 0``.
+        ValueError: a NaN, infinite or huge (beyond +-1e6) number, ``decimation < 1``,
+            ``episode_length_s <= 0`` or ``action_clip <= 0``.
     """
     name = type(cfg).__name__
     try:
@@ -136,12 +142,14 @@ def check_cfg(cfg: TaskCfg) -> TaskCfg:
             shown = tp.__name__ if isinstance(tp, type) else str(tp).replace("typing.", "")
             got = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
             raise TypeError(f"{name}.{f.name} must be {shown}, got {got} ({type(value).__name__})")
-        if _non_finite(value):
-            raise ValueError(f"{name}.{f.name} must be finite, got {value!r}")
+        if _out_of_bounds(value):
+            raise ValueError(f"{name}.{f.name} must be finite and within +-{NUMBER_LIMIT:g}, got {value!r}")
     if cfg.decimation < 1:
         raise ValueError(f"{name}.decimation must be >= 1, got {cfg.decimation}")
     if cfg.episode_length_s <= 0:
         raise ValueError(f"{name}.episode_length_s must be > 0, got {cfg.episode_length_s}")
+    if cfg.action_clip <= 0:
+        raise ValueError(f"{name}.action_clip must be > 0, got {cfg.action_clip}")
     return cfg
 
 

@@ -139,6 +139,14 @@ class Term:
         return ValueError(f"randomization term {self.name!r} ({self.cfg.kind}): {field} {msg}")
 
 
+LIMIT = 1e6
+"""Largest magnitude a range bound may have: beyond it a draw is a typo, not a physical value."""
+POSITIVE = ("body_mass", "body_inertia", "geom_size")
+"""Kinds whose values MuJoCo needs > 0: a ``scale`` or ``abs`` range must be > 0."""
+NON_NEGATIVE = ("geom_friction", "dof_damping", "dof_armature", "dof_frictionloss")
+"""Kinds whose values must be >= 0: a ``scale`` or ``abs`` range must be >= 0."""
+
+
 def check(t: Term) -> None:
     """Refuse a term whose mode, dist, op, ranges, targets or components its kind does not allow."""
     cfg, kind = t.cfg, t.kind
@@ -152,14 +160,19 @@ def check(t: Term) -> None:
     for field, rng in (("range", cfg.range), ("max_range", cfg.max_range), ("interval_s", cfg.interval_s)):
         if rng is None:
             continue
-        if len(rng) != 2 or not all(math.isfinite(float(x)) for x in rng):
-            raise t.error(field, f"must be two finite numbers (low, high), got {rng!r}")
+        if len(rng) != 2 or not all(math.isfinite(float(x)) and abs(float(x)) <= LIMIT for x in rng):
+            raise t.error(field, f"must be two finite numbers (low, high) within +-{LIMIT:g}, got {rng!r}")
         if rng[0] > rng[1]:
             raise t.error(field, f"{tuple(rng)} is empty: low must be <= high")
     lo, hi = cfg.range
     if cfg.max_range is not None and not (cfg.max_range[0] <= lo and hi <= cfg.max_range[1]):
         raise t.error("max_range", f"{tuple(cfg.max_range)} must contain range {tuple(cfg.range)}")
     widest = cfg.max_range or cfg.range
+    if t.op in ("scale", "abs") and (
+        (cfg.kind in POSITIVE and widest[0] <= 0) or (cfg.kind in NON_NEGATIVE and widest[0] < 0)
+    ):
+        bound = "> 0" if cfg.kind in POSITIVE else ">= 0"
+        raise t.error("range", f"{tuple(widest)} must be {bound} for {cfg.kind} with op={t.op!r}")
     if cfg.dist == "log_uniform" and widest[0] <= 0:
         raise t.error("range", f"{tuple(widest)} must be > 0 for dist='log_uniform'")
     if kind.group == "latency" and (widest[0] < 0 or any(float(x) != int(x) for x in (*cfg.range, *widest))):
