@@ -8,7 +8,7 @@ Observations (``policy`` = ``critic``, 31 + action_dim values): arm joint positi
     the robot base frame.
 Actions: ``action_space="ee_pos"`` (5, default: grip displacement of up to 1.6 cm and yaw change of up
     to 0.1 rad per step, hand pointing down), ``"joint_pos"``, ``"joint_delta"`` (8) or ``"ee_delta"`` (7),
-    see ``envs/actions.py``; the last value opens (> 0) or closes the gripper.
+    see ``tasks/robots/franka.py``; the last value opens (> 0) or closes the gripper.
 Reward (per policy step, weights in ``LiftCfg.weights``), with ``d`` the cube-to-goal distance [m]:
     ``reach = 1 - tanh(|grip - cube| / 0.1)``; ``grasp`` = geometric grasp (``rewards.grasped``);
     ``lift`` = fraction of 4 cm the cube has risen above 4.3 cm, the highest it can rest on the table (on a

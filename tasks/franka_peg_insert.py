@@ -10,7 +10,7 @@ Observations (``policy`` = ``critic``, 28 + action_dim values): arm joint positi
     depth (1) [m], previous action (action_dim). World frame = robot base frame.
 Actions: ``action_space="ee_pos"`` (4, default: grip displacement of up to 1 cm and yaw change of up to
     0.1 rad per step, hand pointing down), ``"joint_pos"`` (7), ``"joint_delta"`` (7) or ``"ee_delta"`` (6),
-    see ``envs/actions.py``; the gripper stays closed on the peg (``gripper="closed"``; with
+    see ``tasks/robots/franka.py``; the gripper stays closed on the peg (``gripper="closed"``; with
     ``"policy"`` one more value opens or closes it, and exploration noise opens it in the first steps).
 Reward (per policy step, weights in ``PegCfg.weights``), with ``tip`` the peg's lower end and ``e`` its
     horizontal distance to the hole's axis [m]: ``approach = 1 - tanh(|tip - hole| / 0.1)``;

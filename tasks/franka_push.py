@@ -9,7 +9,7 @@ Observations (``policy`` = ``critic``, 37 + action_dim values): arm joint positi
     robot base frame.
 Actions: ``action_space="ee_pos"`` (5, default: grip displacement of up to 2.5 cm and yaw change of up
     to 0.25 rad per step, hand pointing down), ``"joint_pos"``, ``"joint_delta"`` (8) or ``"ee_delta"`` (7),
-    see ``envs/actions.py``; the last value opens (> 0) or closes the gripper (closed fingers make a
+    see ``tasks/robots/franka.py``; the last value opens (> 0) or closes the gripper (closed fingers make a
     firmer pusher).
 Reward (per policy step, weights in ``PushCfg.weights``), with ``d`` the cube-to-goal distance [m]:
     ``reach = 1 - tanh(|grip - push_pose| / 0.2)`` with ``push_pose`` 1.5 cm behind the cube's face on the

@@ -5,7 +5,7 @@ Observations (``policy`` = ``critic``, 36 + action_dim values): arm joint positi
     ``home`` (7) [rad], arm joint velocities (7) [rad/s], finger opening (1) [m], cube A position (3)
     [m] and orientation (4) [wxyz], cube B position (3) and orientation (4), A minus grip (3) [m],
     B minus A (3) [m], stability timer (1) [s], previous action (action_dim). World frame = robot base.
-Actions: ``action_space="joint_pos"`` (8, default) or ``"ee_delta"`` (7), see ``envs/actions.py``;
+Actions: ``action_space="joint_pos"`` (8, default) or ``"ee_delta"`` (7), see ``tasks/robots/franka.py``;
     the last value opens (> 0) or closes the gripper.
 Reward (per policy step, weights in ``StackCfg.weights``), with ``t`` the stacking spot 5 cm above B:
     ``reach = 1 - tanh(|grip - A| / 0.1)``; ``grasp`` = A grasped (``rewards.grasped``); ``lift`` =
