@@ -41,6 +41,25 @@ def _check_render_mode(render_mode: str | None) -> str | None:
     return render_mode
 
 
+_GL_ERROR: str | None = None
+
+
+def _renderer(m: mujoco.MjModel, height: int, width: int) -> mujoco.Renderer:
+    """A ``mujoco.Renderer``; a failed OpenGL setup is reported once and not retried (a second
+    attempt can abort the process)."""
+    global _GL_ERROR
+    if _GL_ERROR is None:
+        try:
+            return mujoco.Renderer(m, height, width)
+        except Exception as e:
+            _GL_ERROR = str(e)
+    raise RuntimeError(
+        f"offscreen rendering failed ({_GL_ERROR}): MuJoCo picks its OpenGL platform when it is first "
+        "imported; without a display set MUJOCO_GL=egl (or osmesa) before that, or import worldloop "
+        "before mujoco (it sets that default)"
+    )
+
+
 class _Frames:
     """MuJoCo offscreen frames of a :class:`BatchedEnv`'s envs (the renderer is made on first use)."""
 
@@ -52,7 +71,7 @@ class _Frames:
     def __call__(self, env_ids: Sequence[int]) -> list[np.ndarray]:
         m = self.env.mj_model
         if self._renderer is None:
-            self._renderer = mujoco.Renderer(m, self.height, self.width)
+            self._renderer = _renderer(m, self.height, self.width)
         qpos = self.env.qpos.detach().double().cpu().numpy()
         frames = []
         for i in env_ids:
