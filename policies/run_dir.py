@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 import types
 import typing
@@ -60,9 +61,7 @@ def write_config(run_dir: str | Path, cfg: TrainCfg, *, backend: str) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     train = dataclasses.asdict(cfg)
     data = {"train": train, "env": train.pop("env"), "agent": train.pop("agent"), "backend": backend}
-    path = run_dir / CONFIG
-    path.write_text(json.dumps(data, indent=2))
-    return path
+    return _write_json(run_dir / CONFIG, data)
 
 
 def read_config(run_dir: str | Path) -> TrainCfg:
@@ -102,8 +101,19 @@ def write_play(run_dir: str | Path, backend: str, report: Mapping[str, Any]) -> 
 
 
 def _write_json(path: Path, data: Mapping[str, Any]) -> Path:
-    path.write_text(json.dumps(data, indent=2))
+    # Temp file + rename: a process killed mid-write leaves the old file or none, never half of one.
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
     return path
+
+
+def remove_temp_files(run_dir: str | Path) -> list[Path]:
+    """Delete what writes killed before their rename left (``.<name>.tmp<pid>``); returns them."""
+    temps = [p for p in Path(run_dir).glob(".*.tmp*") if p.is_file()]
+    for p in temps:
+        p.unlink()
+    return temps
 
 
 # ---- checkpoints --------------------------------------------------------------------------------

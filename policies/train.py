@@ -158,12 +158,18 @@ def train(cfg: TrainCfg) -> dict:
     if cfg.init and not cfg.resume:
         init_actor(runner, cfg.init)
     if cfg.resume:
-        ckpt = run_dir.latest_checkpoint(path)
-        runner.load(str(ckpt))
-        print(
-            f"[worldloop] resuming {path} from {ckpt.name} at iteration {runner.current_learning_iteration}",
-            flush=True,
-        )
+        if rank == 0:
+            run_dir.remove_temp_files(path)
+        try:
+            ckpt = run_dir.latest_checkpoint(path)
+        except run_dir.CheckpointError:  # killed before its first checkpoint: start it again
+            print(f"[worldloop] resuming {path}: no checkpoint yet, at iteration 0", flush=True)
+        else:
+            runner.load(str(ckpt))
+            print(
+                f"[worldloop] resuming {path} from {ckpt.name} at iteration {runner.current_learning_iteration}",
+                flush=True,
+            )
     remaining = cfg.max_iterations - runner.current_learning_iteration
     if rank == 0:
         print(

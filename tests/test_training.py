@@ -275,3 +275,41 @@ def test_resume_keeps_the_best_checkpoint(tmp_path):
     resumed.current_learning_iteration = 14
     resumed.save(str(tmp_path / "model_14.pt"))
     assert load_checkpoint(tmp_path / "best.pt")["iter"] == 14
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_always_resumes_and_leaves_only_whole_files(tmp_path):
+    """Runs killed before their first checkpoint and at five random moments (imports, config, training,
+    checkpoint writes, evaluation) resume to the end, and no visible file is ever half-written."""
+    import random
+    import time
+
+    rng = random.Random(0)
+    args = ["train", "--task", "Cartpole-v0", "--num-envs", "16", "--max-iterations", "40", "--save-interval", "3"]
+    args += ["--agent.num-steps-per-env", "8", "--eval-episodes", "8", "--log-root", str(tmp_path)]
+    for trial in range(6):
+        proc = subprocess.Popen(
+            [*CLI, *args, "--run-name", f"k{trial}"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        if trial == 0:  # as soon as the run directory exists, before its first checkpoint
+            while not list(tmp_path.glob("Cartpole-v0/*_k0/config.json")) and proc.poll() is None:
+                time.sleep(0.01)
+            assert not list(tmp_path.glob("Cartpole-v0/*_k0/*.pt"))
+        else:
+            time.sleep(rng.uniform(1.5, 10.0))
+        proc.kill()
+        proc.wait(timeout=60)
+        runs = list(tmp_path.glob(f"Cartpole-v0/*_k{trial}"))
+        if not runs or not (runs[0] / "config.json").is_file():  # killed before the run existed
+            assert all(p.name.startswith(".") for r in runs for p in r.iterdir())
+            continue
+        (run,) = runs
+        json.loads((run / "config.json").read_text())
+        for ckpt in run.glob("*.pt"):  # every visible checkpoint is whole
+            load_checkpoint(ckpt)
+        if (run / "eval.json").is_file():
+            json.loads((run / "eval.json").read_text())
+        _cli("train", "--resume", str(run), cwd=tmp_path)
+        assert not list(run.glob(".*.tmp*")), f"trial {trial}: temp files left"
+        assert load_checkpoint(run / "last.pt")["iter"] == 39
+        assert json.loads((run / "eval.json").read_text())["episodes"] == 8
