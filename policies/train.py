@@ -136,8 +136,15 @@ def train(cfg: TrainCfg) -> dict:
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     if cfg.resume:
         path = Path(cfg.resume)
-        saved = dataclasses.replace(run_dir.read_config(path), resume=cfg.resume, max_iterations=cfg.max_iterations)
+        on_disk = run_dir.read_config(path)
+        saved = dataclasses.replace(on_disk, resume=cfg.resume, max_iterations=cfg.max_iterations)
         changed = [f.name for f in dataclasses.fields(cfg) if getattr(cfg, f.name) != getattr(saved, f.name)]
+        for group in ("env", "agent"):  # name the fields inside the nested configs
+            if group in changed:
+                changed.remove(group)
+                a, b = getattr(cfg, group), getattr(saved, group)
+                fields = dataclasses.fields(a)
+                changed += [f"{group}.{f.name}" for f in fields if getattr(a, f.name) != getattr(b, f.name)]
         if changed:
             raise run_dir.ConfigError(
                 f"--resume {path} continues the run with its saved config; only max_iterations may change, "
@@ -152,6 +159,9 @@ def train(cfg: TrainCfg) -> dict:
     device = str(env.device)
     if rank == 0 and not cfg.resume:
         run_dir.write_config(path, cfg, backend=env.backend_name)
+    elif rank == 0 and cfg.max_iterations != on_disk.max_iterations:
+        # A new budget is part of the run from now on: a later plain --resume continues towards it.
+        run_dir.write_config(path, dataclasses.replace(cfg, resume=on_disk.resume), backend=env.backend_name)
 
     vec = RslRlVecEnv(env, log_interval=cfg.agent.num_steps_per_env, reward_scale=cfg.agent.reward_scale)
     runner = Runner(vec, rsl_rl_cfg(cfg), log_dir=str(path) if rank == 0 else None, device=device)

@@ -233,3 +233,15 @@ def test_config_json_round_trip_and_checkpoints(tmp_path):
     assert run_dir.find_checkpoint(tmp_path / "run", "model_2.pt").name == "model_2.pt"
     with pytest.raises(run_dir.CheckpointError, match="model_3.pt.*model_10.pt"):
         run_dir.find_checkpoint(tmp_path / "run", "model_3.pt")
+
+
+def test_resume_with_a_new_budget_keeps_it_and_names_refused_fields(tmp_path):
+    """``--resume RUN --max-iterations N`` makes N the run's budget: a later plain ``--resume`` goes on to N
+    (it used to fall back to the first budget and train nothing); other changes are refused by field."""
+    tiny = ["--num-envs", "8", "--agent.num-steps-per-env", "8", "--eval-episodes", "0", "--log-root", str(tmp_path)]
+    run("train", "--task", "Cartpole-v0", "--max-iterations", "1", *tiny, cwd=tmp_path)
+    (run_dir,) = (tmp_path / "Cartpole-v0").iterdir()
+    run("train", "--resume", str(run_dir), "--max-iterations", "3", cwd=tmp_path)
+    assert json.loads((run_dir / "config.json").read_text())["train"]["max_iterations"] == 3
+    r = run("train", "--resume", str(run_dir), "--env.episode-length-s", "1.5", check=False)
+    assert r.returncode != 0 and "env.episode_length_s" in r.stderr and "Traceback" not in r.stderr
