@@ -71,7 +71,7 @@ def build_cfg(cfg_cls: type[TaskCfg], overrides: dict) -> TaskCfg:
     unknown = sorted(set(overrides) - names)
     if unknown:
         raise TypeError(f"{cfg_cls.__name__} has no field(s) {unknown}; allowed: {sorted(names)}")
-    return check_cfg(cfg_cls(**overrides))
+    return cfg_cls(**overrides)  # BatchedEnv checks the values (check_cfg)
 
 
 def _type_ok(value: Any, tp: Any) -> bool:
@@ -421,8 +421,7 @@ class BatchedEnv:
         full_v[ids] = qvel.to(self.device, torch.float32)
         self.backend.set_state(mask, full_q, full_v)
         self._clear_episodes(mask)
-        if self.randomizer._delay is not None:
-            self.randomizer._delay.clear(mask)
+        self.randomizer.clear_action_history(mask)
         term_reset = getattr(self.task.action_term, "reset", None)
         if term_reset is not None:
             term_reset(mask, self.qpos.clone())

@@ -128,9 +128,13 @@ class Randomizer:
                 qpos = state.offset_pose(t, qpos)
             elif t.kind.group == "push":
                 qvel = qvel + state.kick(t, self._params.body_mass(), self.env.nv)
+        self.clear_action_history(mask)
+        return qpos, qvel
+
+    def clear_action_history(self, mask: torch.Tensor) -> None:
+        """Empty the action-latency buffer of the envs in ``mask`` (a reset or a restored state)."""
         if self._delay is not None:
             self._delay.clear(mask)
-        return qpos, qvel
 
     def step(self) -> None:
         """Advance the ``interval`` timers by one policy step and apply the terms that are due."""
