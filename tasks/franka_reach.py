@@ -43,7 +43,6 @@ class ReachCfg(TaskCfg, FrankaActionsCfg):
     episode_length_s: float = 3.0
     action_space: ActionSpace = "joint_delta"
     gripper: Literal["policy", "closed", "open"] = "open"
-    gravity_compensation: bool = False  # as v0 was trained and measured: the policy corrects the sag itself
     joint_noise: float = 0.1
     """[rad] half-width of the uniform noise added to ``home`` at reset."""
     target_low: tuple[float, float, float] = (0.35, -0.25, 0.15)

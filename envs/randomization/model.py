@@ -95,10 +95,74 @@ def resolve(t: Term, m: mujoco.MjModel, scene: str, device: torch.device) -> Non
     t.k = (1 if t.cfg.shared else len(els)) * per_el
     suffix = [f".{kind.names[c]}" for c in comps] if kind.names and not kind.uniform else [""]
     t.labels = [b + x for b in (["|".join(labels)] if t.cfg.shared else labels) for x in suffix]
+    nominal = torch.as_tensor(model_param(m, t.field), dtype=torch.float64, device=device).flatten()
+    widest = torch.tensor(t.cfg.max_range or t.cfg.range, dtype=torch.float64, device=device)
+    check_values(t, nominal, widest.unsqueeze(-1).expand(2, t.k), "range")
+    if t.cfg.kind == "geom_friction":
+        check_friction_priority(t, m)
     if t.cfg.kind == "actuator_stiffness":  # where an affine bias -kp * q must follow kp
         affine = m.actuator_biastype == int(mujoco.mjtBias.mjBIAS_AFFINE)
         follow = [e for e in els if affine[e] and m.actuator_gainprm[e, 0]]
         t.follow = torch.as_tensor(follow, dtype=torch.long, device=device)
+
+
+BOUNDS: dict[str, tuple[str, float]] = {
+    "body_mass": (">", 0.0),
+    "body_inertia": (">", 0.0),
+    "geom_size": (">", 0.0),
+    "geom_friction": (">=", 0.0),
+    "dof_damping": (">=", 0.0),
+    "dof_armature": (">=", 0.0),
+    "dof_frictionloss": (">=", 0.0),
+    "actuator_stiffness": (">", 0.0),
+    "actuator_damping": (">=", 0.0),
+}
+"""The values a model kind may take in the physics (a zero or negative mass, a negative damping or
+friction make every step diverge); :func:`check_values` refuses a term or a pinned value outside them."""
+
+
+def values_of(t: Term, base: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
+    """``(..., len(t.write))`` the physical values ``draws`` ``(..., t.k)`` give at a term's targets from
+    the field's values ``base`` (flat ``(F,)`` or per env ``(N, F)``), in the kind's units (kv for
+    ``actuator_damping``)."""
+    x = t.sign * base[..., t.write].to(draws.dtype)
+    d = draws[..., t.col]
+    return x * d if t.op == "scale" else (x + d if t.op == "add" else d.expand_as(x * d))
+
+
+def check_values(t: Term, nominal: torch.Tensor, draws: torch.Tensor, what: str) -> None:
+    """Refuse ``draws`` ``(..., t.k)`` of a model term that would put a physical value outside
+    :data:`BOUNDS` at any target, naming the term, the target, the value and the allowed range."""
+    if t.cfg.kind not in BOUNDS:
+        return
+    rel, bound = BOUNDS[t.cfg.kind]
+    v = values_of(t, nominal, draws).reshape(-1, len(t.write))
+    bad = (v <= bound) if rel == ">" else (v < bound)
+    if bool(bad.any()):
+        col = int(bad.any(0).nonzero()[0, 0])
+        label = t.labels[int(t.col[col])] if len(t.labels) > int(t.col[col]) else t.labels[0]
+        raise t.error(what, f"gives {t.cfg.kind} {float(v[:, col].min()):g} at {label!r} (op={t.op!r} on the "
+                            f"scene's {float(t.sign * nominal[t.write[col]]):g}); it must be {rel} {bound:g}")  # fmt: skip
+
+
+def check_friction_priority(t: Term, m: mujoco.MjModel) -> None:
+    """Refuse a ``geom_friction`` term on a geom that some geom it can touch outranks by ``priority``:
+    MuJoCo takes such a contact's friction from the higher-priority geom, so the term would not change
+    it (at equal priority the contact takes the larger friction of the two)."""
+    geoms = sorted({int(w) // 3 for w in t.write.tolist()})
+    for g in geoms:
+        touch = ((m.geom_contype & m.geom_conaffinity[g]) | (m.geom_conaffinity & m.geom_contype[g])) != 0
+        touch &= m.geom_bodyid != m.geom_bodyid[g]
+        above = np.flatnonzero(touch & (m.geom_priority > m.geom_priority[g]))
+        if above.size:
+            names = [m.geom(int(i)).name or f"geom {int(i)}" for i in above[:4]]
+            raise t.error(
+                "targets",
+                f"{m.geom(g).name!r} (priority {int(m.geom_priority[g])}) touches {names} of higher priority "
+                f"(up to {int(m.geom_priority[above].max())}); MuJoCo takes a contact's friction from the geom of higher "
+                "priority, so this term would not change those contacts. Randomize the friction of the "
+                "objects (class 'object' in tabletop.xml, priority 2) or raise this geom's priority",
+            )
 
 
 def fields_of(t: Term) -> tuple[str, ...]:
@@ -143,11 +207,7 @@ class ModelParams:
                 for t in self.follows:
                     v[:, t.follow * 10 + 1] = self.current["actuator_gainprm"][:, t.follow * 10] * t.bias_per_kp
             for t in self.terms_of[f]:
-                x, d = v[:, t.write], t.draw[:, t.col].to(v.dtype)
-                if t.sign < 0:
-                    x = -x
-                x = x * d if t.op == "scale" else (x + d if t.op == "add" else d)
-                v[:, t.write] = -x if t.sign < 0 else x
+                v[:, t.write] = t.sign * values_of(t, v, t.draw.to(v.dtype))
             self.current[f] = v
             backend.set_model_params(f, mask, v.view(self.num_envs, *np.shape(model_param(m, f))))
 

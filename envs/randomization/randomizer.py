@@ -209,6 +209,8 @@ class Randomizer:
             if not bool(((value >= 0) & (value < n) & (value == value.round())).all()):
                 raise ValueError(f"randomization term {name!r}: latency must be whole steps in 0..{n - 1}")
         mask = torch.ones(self.num_envs, dtype=torch.bool, device=self.device) if mask is None else mask.to(self.device)
+        if t.kind.group == "model":
+            model.check_values(t, self._params.nominal[t.field], value[mask].double(), "value")
         t.draw = torch.where(mask[:, None], value, t.draw)
         self._pinned.add(name)
         if t.kind.group == "model":

@@ -21,9 +21,18 @@ The last value is the gripper command in every space: ``> 0`` opens (0.04 m per 
 with ``gripper="closed"`` or ``"open"`` there is no such value and the fingers stay closed or open.
 
 Position servos need a persistent target: a target equal to the measured joint positions gives no
-gravity compensation and the arm sinks. ``joint_delta`` and ``ee_delta`` therefore integrate their
-steps on the last joint *command* ``q_cmd`` (not the measured ``q``) and keeps ``q_cmd`` within ``ee_max_lead`` of the
-measured joints, so pushing into an obstacle cannot wind the command up.
+gravity compensation and the arm sinks. ``joint_delta`` therefore integrates its steps on the last joint
+*command* ``q_cmd`` (not the measured ``q``). ``ee_delta`` and ``ee_pos`` integrate theirs on a grip *pose
+target* (``ee_target``) and turn the error between that target and the pose of ``q_cmd`` into a joint step,
+so a zero action holds the hand where it is (the null-space pull toward ``home`` cannot move it, the error
+feedback takes any leak back) and a blocked hand is not driven elsewhere. Two leads keep pushing into an
+obstacle from winding a command up: the pose target stays within ``ee_max_pos_lead`` of the measured grip,
+the joint command within ``ee_max_lead`` of the measured joints.
+
+Every joint command moves at most Franka's joint velocity limit (:data:`JOINT_VEL_LIMITS`) times the
+policy step from the last one, the whole step scaled down together so an IK step keeps its direction:
+the servos then track a ramp a real Panda could follow instead of jumping (a real arm's controller
+refuses or rate-limits faster commands; libfranka's rate limiter does the same).
 
 The scripted experts use :meth:`FrankaArm.actions_toward`: move the grip site towards a pose in either
 action space.
@@ -44,6 +53,7 @@ from worldloop.envs.kinematics import (
     JointGravity,
     SiteJacobian,
     quat_conjugate,
+    quat_from_rotvec,
     quat_from_yaw,
     quat_mul,
     quat_rotate,
@@ -61,6 +71,9 @@ ActionSpace = Literal["joint_pos", "joint_delta", "ee_delta", "ee_pos"]
 """The four Franka action spaces (see the module docstring)."""
 ACTION_SPACES: tuple[str, ...] = typing.get_args(ActionSpace)
 GRIPPER_MODES = ("policy", "closed", "open")
+JOINT_VEL_LIMITS = torch.tensor([2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.61])
+"""[rad/s] the arm joints' maximum speeds (Franka Emika, "Robot and interface specifications", joint space
+limits; as in franka_description joint_limits.yaml)."""
 FINGER_OPEN = 0.04
 """[m] opening of each finger when the gripper is open (8 cm between the pads)."""
 
@@ -81,8 +94,16 @@ class FrankaActionsCfg:
     """[m] grip site displacement per unit action and policy step (``ee_delta``, ``ee_pos``)."""
     ee_rot_scale: float = 0.1
     """[rad] grip site rotation per unit action and policy step (``ee_delta``, ``ee_pos``)."""
-    ee_max_lead: float = 0.25
-    """[rad] how far the integrated joint command may lead the measured joints (``joint_delta``, ``ee_delta``)."""
+    ee_max_lead: float | None = None
+    """[rad] how far a joint command may lead the measured joint; ``None``: the joint's velocity limit
+    times its servo's kv / kp (0.1 s), the lead at which the servo asks for exactly the limit speed, so
+    that catching up after a blocked or saturated stretch is no faster than a real Panda moves."""
+    ee_max_pos_lead: float = 0.1
+    """[m] how far the grip pose target may lead the measured grip (``ee_delta``, ``ee_pos``): pressing into
+    an obstacle pushes at most this far into it. Above the servos' tracking lag at full speed (their
+    kv / kp = 0.1 s times 1 m/s), so free motion never meets it."""
+    ee_max_rot_lead: float = 0.5
+    """[rad] how far the grip orientation target may lead the measured hand (``ee_delta``, ``ee_pos``)."""
     start_grip_pos: tuple[float, float, float] | None = None
     """[m] grip site position (world frame, hand pointing down) the arm starts episodes at, solved by IK
     once; ``None`` starts at the scene's ``home`` keyframe. Available as ``FrankaArm.start``."""
@@ -168,6 +189,16 @@ class FrankaArm:
         """``(N, 7)`` [rad] last joint targets (before gravity compensation) sent to the arm's servos."""
         self.close_cmd = torch.zeros(n, dtype=torch.bool, device=self.device)
         """``(N,)`` the last gripper command was "close"."""
+        self.max_step = JOINT_VEL_LIMITS.to(self.device) * env.step_dt
+        """``(7,)`` [rad] the most a joint command moves in one policy step (the velocity limits)."""
+        kv = -torch.as_tensor(m.actuator_biasprm[arm_act, 2], dtype=torch.float32, device=self.device)
+        self.max_lead = (
+            JOINT_VEL_LIMITS.to(self.device) * kv / self.kp if cfg.ee_max_lead is None
+            else torch.full((7,), float(cfg.ee_max_lead), device=self.device)
+        )  # fmt: skip
+        """``(7,)`` [rad] the most a joint command leads the measured joint (``cfg.ee_max_lead``)."""
+        self.ee_target = (torch.zeros(n, 3, device=self.device), torch.zeros(n, 4, device=self.device))
+        """Grip pose target ``((N, 3) [m], (N, 4))`` of ``ee_delta`` / ``ee_pos`` (set at reset)."""
         self._qpos = env.qpos.clone()
         self.start = self.home.clone()
         """``(nq,)`` the scene's ``home`` keyframe with the arm at ``cfg.start_grip_pos`` (if set)."""
@@ -186,6 +217,12 @@ class FrankaArm:
     def reset(self, mask: torch.Tensor, qpos: torch.Tensor, close: torch.Tensor | bool = False) -> None:
         """Start the command buffers of the envs in ``mask`` at the arm joints of ``qpos`` ``(N, nq)``."""
         self._set_cmd(torch.where(mask.unsqueeze(-1), qpos[:, self.q_ids], self.q_cmd))
+        if self.cfg.action_space in ("ee_delta", "ee_pos"):
+            full = self._qpos.copy_(self.env.qpos)
+            full[:, self.q_ids] = self.q_cmd
+            pos, quat = self.grip_pose_at(full)
+            m = mask.unsqueeze(-1)
+            self.ee_target = (torch.where(m, pos, self.ee_target[0]), torch.where(m, quat, self.ee_target[1]))
         close = torch.as_tensor(close, device=self.device).expand_as(self.close_cmd)
         self.close_cmd = torch.where(mask, close, self.close_cmd)
 
@@ -194,19 +231,15 @@ class FrankaArm:
         cfg = self.cfg
         if cfg.action_space == "joint_pos":
             q = self.q_home + cfg.joint_action_scale * actions[:, :7]
+        elif cfg.action_space == "joint_delta":
+            q = self.q_cmd + cfg.joint_delta_scale * actions[:, :7]
         else:
-            if cfg.action_space == "joint_delta":
-                q = self.q_cmd + cfg.joint_delta_scale * actions[:, :7]
-            else:
-                if cfg.action_space == "ee_delta":
-                    rot = cfg.ee_rot_scale * actions[:, 3:6]
-                else:  # ee_pos: turn about world z, and back to pointing down
-                    quat = self._cmd_chain()[1]
-                    down = down_quat(yaw_of(quat) + cfg.ee_rot_scale * actions[:, 3])
-                    rot = quat_to_rotvec(quat_mul(down, quat_conjugate(quat)))
-                q = self.q_cmd + self._ik_step(torch.cat((cfg.ee_pos_scale * actions[:, :3], rot), dim=-1))
-            q_meas = self.env.qpos[:, self.q_ids]
-            q = torch.minimum(torch.maximum(q, q_meas - cfg.ee_max_lead), q_meas + cfg.ee_max_lead)
+            q = self.q_cmd + self._ik_step(self._move_target(actions))
+        # Velocity limits: the whole step scaled down together, so an IK step keeps its direction.
+        dq = q - self.q_cmd
+        q = self.q_cmd + dq / (dq.abs() / self.max_step).amax(-1, keepdim=True).clamp(min=1.0)
+        q_meas = self.env.qpos[:, self.q_ids]
+        q = torch.minimum(torch.maximum(q, q_meas - self.max_lead), q_meas + self.max_lead)
         self._set_cmd(q)
         if cfg.gripper == "policy":
             self.close_cmd = actions[:, -1] <= 0.0
@@ -233,6 +266,26 @@ class FrankaArm:
             pos, jac = self.jac(poses)
             self._cache = (pos, poses[self.jac.body][1], jac, poses)
         return self._cache
+
+    def _move_target(self, actions: torch.Tensor) -> torch.Tensor:
+        """Move the grip pose target by ``actions`` (``ee_delta`` / ``ee_pos``), keep it within the leads of
+        the measured grip, and return the pose error ``(N, 6)`` [m, rad] of the joint command from it."""
+        cfg = self.cfg
+        pos, quat = self.ee_target
+        pos = pos + cfg.ee_pos_scale * actions[:, :3]
+        if cfg.action_space == "ee_delta":
+            quat = quat_mul(quat_from_rotvec(cfg.ee_rot_scale * actions[:, 3:6]), quat)
+        else:  # ee_pos: turn about world z, pointing down
+            quat = down_quat(yaw_of(quat) + cfg.ee_rot_scale * actions[:, 3])
+        pos_m, quat_m = self.grip_pos_w(), self.grip_quat_w()
+        # Per axis, so that a blocked axis does not drag the others' targets along with the hand.
+        pos = pos_m + (pos - pos_m).clamp(-cfg.ee_max_pos_lead, cfg.ee_max_pos_lead)
+        rot = quat_to_rotvec(quat_mul(quat, quat_conjugate(quat_m)))
+        rot = rot * (cfg.ee_max_rot_lead / rot.norm(dim=-1, keepdim=True).clamp(min=1e-9)).clamp(max=1.0)
+        quat = quat_mul(quat_from_rotvec(rot), quat_m)
+        self.ee_target = (pos, quat)
+        pos_c, quat_c, _, _ = self._cmd_chain()
+        return torch.cat((pos - pos_c, quat_to_rotvec(quat_mul(quat, quat_conjugate(quat_c)))), dim=-1)
 
     def _ik_step(self, delta: torch.Tensor) -> torch.Tensor:
         """Damped least-squares joint step ``(N, 7)`` from the joint command for a grip pose change
@@ -273,7 +326,10 @@ class FrankaArm:
         return self.fk.site_pos(poses[self.jac.body], self.jac.site_id), poses[self.jac.body][1]
 
     def grip_pose_cmd(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Grip site pose ``((N, 3) [m], (N, 4))`` the current joint command would reach."""
+        """Grip site pose ``((N, 3) [m], (N, 4))`` commanded: the pose target of ``ee_delta`` / ``ee_pos``, the
+        pose the joint command would reach in the joint spaces."""
+        if self.cfg.action_space in ("ee_delta", "ee_pos"):
+            return self.ee_target
         pos, quat, _, _ = self._cmd_chain()
         return pos, quat
 
@@ -355,6 +411,7 @@ __all__ = [
     "FINGER_OPEN",
     "FrankaActionsCfg",
     "FrankaArm",
+    "JOINT_VEL_LIMITS",
     "down_quat",
     "manipulation_preset",
     "nearest_yaw",
