@@ -168,11 +168,17 @@ class Runner(OnPolicyRunner):
         )
         stats = getattr(self.env, "last_stats", {})
         # The task's own return (rsl-rl's buffer holds the reward PPO saw, times ``reward_scale``).
-        ret = stats.get("return", statistics.mean(lg.rewbuffer) if lg.rewbuffer else float("nan"))
-        success = stats.get("success", float("nan"))
+        ret = stats.get("return", statistics.mean(lg.rewbuffer) if lg.rewbuffer else None)
+        success = stats.get("success")
+        # Physics resets (diverged envs reset and counted) in this iteration: a run whose physics keeps
+        # diverging shows it here, not only in tensorboard.
+        resets = int(stats.get("physics_resets", 0))
+        ret_s = "    -   " if ret is None else f"{ret:8.2f}"
+        success_s = "  -  " if success is None else f"{100 * success:5.1f}"
         line = (
             f"it {it + 1:>5}/{total_it}  steps {lg.tot_timesteps:>11,}  {steps_per_s:>8,.0f} steps/s  "
-            f"return {ret:8.2f}  success {100 * success:5.1f}%  "
+            f"return {ret_s}  success {success_s}%  "
+            f"resets {resets:>4}  "
             f"collect {collect_time:5.2f}s learn {learn_time:5.2f}s  ETA {int(eta) // 60:d}:{int(eta) % 60:02d}"
         )
         if self._tty:

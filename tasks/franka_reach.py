@@ -19,7 +19,10 @@ Expert (``expert()``): straight to the target, keeping the hand's orientation.
 Version history:
     v0: first release. Its actions now go through the shared Franka action code: ``action_type="relative"``
         is ``action_space="joint_delta"`` (the command may lead the measured joints by at most
-        ``ee_max_lead``), ``"absolute"`` is ``"joint_pos"``.
+        ``ee_max_lead``), ``"absolute"`` is ``"joint_pos"``. Since 2026-11-30 its targets get gravity
+        compensation like the other tasks' (a zero action held the grip 2.7 mm low before), and the arm
+        has the shared velocity limits and reflected rotor inertia (``tasks/robots/franka.py``,
+        ``assets/franka_panda.xml``): results from before are not comparable.
 """
 
 from __future__ import annotations

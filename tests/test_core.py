@@ -48,9 +48,10 @@ def test_mujoco_backend_matches_plain_mjdata():
     env.reset()
     q0, v0 = env.qpos.double().clone(), env.qvel.double().clone()
     acts = [torch.rand(3, 7, generator=torch.Generator().manual_seed(t)) * 2 - 1 for t in range(10)]
-    ctrls = [env.task.actions_to_ctrl(a) for a in acts]
+    ctrls = []
     for a in acts:
         env.step(a)
+        ctrls.append(env.ctrl.clone())  # the command depends on the measured state (velocity limits)
     m = env.mj_model
     for i in range(3):
         d = mujoco.MjData(m)

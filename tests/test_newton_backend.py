@@ -15,6 +15,7 @@ after 50 steps. The differences are float32 rounding; the asserted tolerances be
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -34,6 +35,48 @@ QPOS_ATOL = 1e-4
 """[rad] or [m]: float32 MuJoCo Warp vs float64 MuJoCo C after 50-100 steps (measured <= 2e-6)."""
 QVEL_ATOL = 1e-3
 """[rad/s] or [m/s] (measured <= 4e-5)."""
+REST_ATOL = 5e-4
+"""[m] the cube resting on the table: MuJoCo Warp's box-box contact holds it 0.25 mm deeper than MuJoCo
+C's (24.75 vs 25.00 mm centre height with the hard contacts of ``tabletop.xml``), an engine difference,
+not rounding."""
+
+
+REST_VEL_ATOL = 0.06
+"""[m/s] its vertical velocity: on its first step MuJoCo Warp lets the cube placed exactly on the table
+fall for one physics step (g dt = 0.049 m/s) before the contact holds it."""
+
+
+def _assert_qvel(m, actual, desired, atol):
+    """``actual`` and ``desired`` qvel ``(..., nv)`` agree to ``atol``, the resting cube's vertical
+    velocity to ``REST_VEL_ATOL``."""
+    rest = np.zeros(m.nv, dtype=bool)
+    rest[int(m.joint("cube_joint").dofadr[0]) + 2] = True
+    np.testing.assert_allclose(actual[..., ~rest], desired[..., ~rest], atol=atol, rtol=0)
+    np.testing.assert_allclose(actual[..., rest], desired[..., rest], atol=max(atol, REST_VEL_ATOL), rtol=0)
+
+
+def _assert_qpos(m, actual, desired, atol):
+    """``actual`` and ``desired`` qpos ``(..., nq)`` agree to ``atol``, the resting cube's height to
+    ``REST_ATOL``."""
+    z = int(m.joint("cube_joint").qposadr[0]) + 2
+    rest = np.zeros(m.nq, dtype=bool)
+    rest[z] = True
+    np.testing.assert_allclose(actual[..., ~rest], desired[..., ~rest], atol=atol, rtol=0)
+    np.testing.assert_allclose(actual[..., rest], desired[..., rest], atol=max(atol, REST_ATOL), rtol=0)
+
+
+def _full_solver_vectors(xml: str) -> str:
+    """``MjSpec.to_xml`` writes ``solref``/``solimp`` vectors without their trailing default components
+    (``solreflimit="0.01"``); MuJoCo reads those back right, Newton's importer as an invalid
+    ``(0.01, 0)``. Write them out in full."""
+    tails = {"solref": ("0.02", "1"), "solimp": ("0.9", "0.95", "0.001", "0.5", "2")}
+
+    def full(match: re.Match) -> str:
+        values = match.group(2).split()
+        default = tails[match.group(1)[:6]]
+        return f'{match.group(1)}="{" ".join(values + list(default[len(values) :]))}"'
+
+    return re.sub(r'\b(sol(?:ref|imp)[a-z]*)="([^"]*)"', full, xml)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +91,7 @@ def scene(tmp_path_factory):
     probe.mass, probe.ipos, probe.inertia = 0.3, [0.01, -0.02, 0.005], [1e-3, 1.5e-3, 2e-3]
     probe.add_geom(type=mujoco.mjtGeom.mjGEOM_BOX, size=[0.03] * 3, contype=0, conaffinity=0, mass=0)
     path = tmp_path_factory.mktemp("scene") / "franka_cube_probe.xml"
-    path.write_text(spec.to_xml())
+    path.write_text(_full_solver_vectors(spec.to_xml()))
     m = mujoco.MjModel.from_xml_path(str(path))
     nominal = mujoco.MjModel.from_xml_path(str(SCENE))
     home = m.qpos0.copy()
@@ -125,8 +168,8 @@ def test_arm_trajectory_matches_mujoco(backend, scene):
     for t, ctrl in enumerate(ctrls):
         diverged = backend.step(_t(ctrl), 1)
         assert not diverged.any()
-        np.testing.assert_allclose(backend.qpos.numpy(), ref_q[t], atol=QPOS_ATOL, rtol=0)
-        np.testing.assert_allclose(backend.qvel.numpy(), ref_v[t], atol=QVEL_ATOL, rtol=0)
+        _assert_qpos(m, backend.qpos.numpy(), ref_q[t], QPOS_ATOL)
+        _assert_qvel(m, backend.qvel.numpy(), ref_v[t], QVEL_ATOL)
     assert np.abs(ref_q[-1, :, :7] - qpos[:, :7]).max() > 0.1  # the arm did move
 
 
@@ -182,8 +225,8 @@ def test_set_state_touches_only_masked_envs(backend, scene):
     # The solver really continues from the written state in the masked envs only.
     ref_q, ref_v = mujoco_reference(m, backend.qpos.double().numpy(), backend.qvel.double().numpy(), [ctrl])
     backend.step(_t(ctrl), 1)
-    np.testing.assert_allclose(backend.qpos.numpy(), ref_q[0], atol=1e-5)
-    np.testing.assert_allclose(backend.qvel.numpy(), ref_v[0], atol=QVEL_ATOL)
+    _assert_qpos(m, backend.qpos.numpy(), ref_q[0], 1e-5)
+    _assert_qvel(m, backend.qvel.numpy(), ref_v[0], QVEL_ATOL)
 
 
 def test_divergence_reported_per_env(backend, scene):
@@ -199,7 +242,7 @@ def test_divergence_reported_per_env(backend, scene):
 
     healthy = [0, 3]
     ref_q, _ = mujoco_reference(m, qpos[healthy], qvel[healthy], [ctrl[healthy]] * 5)
-    np.testing.assert_allclose(backend.qpos[healthy].numpy(), ref_q[-1], atol=1e-5)
+    _assert_qpos(m, backend.qpos[healthy].numpy(), ref_q[-1], 1e-5)
 
     # set_state recovers the diverged envs.
     backend.set_state(diverged, _t(qpos), _t(qvel))

@@ -204,9 +204,9 @@ def test_zero_joint_delta_holds_the_start_pose():
         env.step(torch.zeros(2, 8))
     assert (env.task.arm.grip_pos_w() - start).norm(dim=-1).max() < 2e-3
     act = torch.zeros(2, 8)
-    act[:, 0] = 1.0  # joint 1 target +0.05 rad per step
+    act[:, 0] = 1.0  # joint 1 target +0.05 rad per step, velocity-limited to 2.175 rad/s x 0.02 s
     env.step(act)
-    torch.testing.assert_close(env.task.arm.q_cmd[:, 0] - env.task.arm.start[0], torch.full((2,), 0.05))
+    torch.testing.assert_close(env.task.arm.q_cmd[:, 0] - env.task.arm.start[0], torch.full((2,), 2.175 * 0.02))
 
 
 def test_ee_pos_moves_and_turns_the_hand_pointing_down():

@@ -313,3 +313,26 @@ def test_sigkill_at_random_moments_always_resumes_and_leaves_only_whole_files(tm
         assert not list(run.glob(".*.tmp*")), f"trial {trial}: temp files left"
         assert load_checkpoint(run / "last.pt")["iter"] == 39
         assert json.loads((run / "eval.json").read_text())["episodes"] == 8
+
+
+def test_the_progress_line_counts_physics_resets(tmp_path, monkeypatch, capsys):
+    """A run whose physics keeps diverging shows it on the console: env 0 diverges at every step, so each
+    iteration of 8 steps resets it 8 times, and the progress line says so."""
+    from worldloop.envs.backends.mujoco_backend import MujocoBackend
+    from worldloop.policies.train import TrainCfg, train
+
+    step = MujocoBackend.step
+
+    def diverging(self, ctrl, nsteps):  # the backend reports env 0 diverged at every step
+        diverged = step(self, ctrl, nsteps)
+        diverged[0] = True
+        return diverged
+
+    monkeypatch.setattr(MujocoBackend, "step", diverging)
+    monkeypatch.chdir(tmp_path)  # MuJoCo's instability warnings go to MUJOCO_LOG.TXT here
+    cfg = TrainCfg.from_task("Cartpole-v0", num_envs=8, max_iterations=2, eval_episodes=8,
+                             log_root=str(tmp_path / "runs"))  # fmt: skip
+    cfg.agent.num_steps_per_env = 8
+    train(cfg)
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("it ")]
+    assert len(lines) == 2 and all("resets    8" in ln for ln in lines), lines

@@ -141,8 +141,12 @@ def check_values(t: Term, nominal: torch.Tensor, draws: torch.Tensor, what: str)
     if bool(bad.any()):
         col = int(bad.any(0).nonzero()[0, 0])
         label = t.labels[int(t.col[col])] if len(t.labels) > int(t.col[col]) else t.labels[0]
-        raise t.error(what, f"gives {t.cfg.kind} {float(v[:, col].min()):g} at {label!r} (op={t.op!r} on the "
-                            f"scene's {float(t.sign * nominal[t.write[col]]):g}); it must be {rel} {bound:g}")  # fmt: skip
+        scene = float(t.sign * nominal[t.write[col]])
+        raise t.error(
+            what,
+            f"gives {t.cfg.kind} {float(v[:, col].min()):g} at {label!r} (op={t.op!r} on the scene's {scene:g}); "
+            f"it must be {rel} {bound:g}",
+        )
 
 
 def check_friction_priority(t: Term, m: mujoco.MjModel) -> None:
@@ -159,8 +163,8 @@ def check_friction_priority(t: Term, m: mujoco.MjModel) -> None:
             raise t.error(
                 "targets",
                 f"{m.geom(g).name!r} (priority {int(m.geom_priority[g])}) touches {names} of higher priority "
-                f"(up to {int(m.geom_priority[above].max())}); MuJoCo takes a contact's friction from the geom of higher "
-                "priority, so this term would not change those contacts. Randomize the friction of the "
+                f"(up to {int(m.geom_priority[above].max())}); MuJoCo takes a contact's friction from the geom "
+                "of higher priority, so this term would not change those contacts. Randomize the friction of the "
                 "objects (class 'object' in tabletop.xml, priority 2) or raise this geom's priority",
             )
 
