@@ -27,7 +27,7 @@ target* (``ee_target``) and turn the error between that target and the pose of `
 so a zero action holds the hand where it is (the null-space pull toward ``home`` cannot move it, the error
 feedback takes any leak back) and a blocked hand is not driven elsewhere. Two leads keep pushing into an
 obstacle from winding a command up: the pose target stays within ``ee_max_pos_lead`` of the measured grip,
-the joint command within ``ee_max_lead`` of the measured joints.
+and, in every action space, the joint command within ``ee_max_lead`` of the measured joints.
 
 Every joint command moves at most Franka's joint velocity limit (:data:`JOINT_VEL_LIMITS`) times the
 policy step from the last one, the whole step scaled down together so an IK step keeps its direction:
