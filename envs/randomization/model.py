@@ -140,7 +140,7 @@ def check_values(t: Term, nominal: torch.Tensor, draws: torch.Tensor, what: str)
     bad = (v <= bound) if rel == ">" else (v < bound)
     if bool(bad.any()):
         col = int(bad.any(0).nonzero()[0, 0])
-        label = t.labels[int(t.col[col])] if len(t.labels) > int(t.col[col]) else t.labels[0]
+        label = t.labels[int(t.col[col])]
         scene = float(t.sign * nominal[t.write[col]])
         raise t.error(
             what,
