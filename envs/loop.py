@@ -178,6 +178,23 @@ class EvalResult:
     """Wilson score interval of the success rate."""
     mean_return: float
     mean_length: float
+    """[policy steps] mean episode length."""
+    return_ci95: tuple[float, float] = (math.nan, math.nan)
+    """95% normal-approximation interval of the mean return (:func:`mean_interval`); nan below 2 episodes."""
+
+
+@dataclass
+class Episodes:
+    """Per-episode outcomes of :func:`run_episodes`, in the order the episodes ended; CPU tensors ``(n,)``."""
+
+    env_ids: torch.Tensor
+    """``(n,)`` long: the env each episode ran in."""
+    success: torch.Tensor
+    """``(n,)`` bool: success at the episode's last step."""
+    returns: torch.Tensor
+    """``(n,)`` float64: undiscounted sum of the weighted rewards."""
+    lengths: torch.Tensor
+    """``(n,)`` long [policy steps]."""
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -191,12 +208,25 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def evaluate(env: BatchedEnv, policy: Policy, num_episodes: int) -> EvalResult:
-    """Success rate over ``num_episodes`` complete episodes, each env's first episode per round.
+def mean_interval(values: torch.Tensor, z: float = 1.96) -> tuple[float, float]:
+    """95% interval of the mean of ``values`` ``(n,)``: mean +- z * s / sqrt(n), with ``s`` the sample
+    standard deviation (normal approximation, close to the t interval for n >= 30); ``(nan, nan)`` for
+    n < 2."""
+    n = values.numel()
+    if n < 2:
+        return (math.nan, math.nan)
+    v = values.double()
+    mean, half = float(v.mean()), z * float(v.std()) / math.sqrt(n)
+    return (mean - half, mean + half)
+
+
+def run_episodes(env: BatchedEnv, policy: Policy, num_episodes: int) -> Episodes:
+    """``num_episodes`` complete episodes, each env's first episode per round.
 
     Every round resets all envs and runs the :class:`Loop` until each env has finished one episode,
-    so episodes are never cut short and no env contributes twice in a round. Success is read at the
-    episode's last step.
+    so episodes are never cut short and no env contributes twice in a round; the last round's
+    episodes beyond ``num_episodes`` are dropped (those that ended last). With ``num_episodes`` a
+    multiple of ``num_envs`` every env runs the same number of episodes.
 
     Raises:
         ValueError: ``num_episodes < 1``.
@@ -204,11 +234,12 @@ def evaluate(env: BatchedEnv, policy: Policy, num_episodes: int) -> EvalResult:
     if num_episodes < 1:
         raise ValueError(f"num_episodes must be >= 1, got {num_episodes}")
     loop = Loop(env, policy)
-    successes, returns, lengths = [], [], []
-    while len(successes) < num_episodes:
+    ids, successes, returns, lengths = [], [], [], []
+    n = 0
+    while n < num_episodes:
         active = torch.ones(env.num_envs, dtype=torch.bool, device=env.device)
-        ret = torch.zeros(env.num_envs, device=env.device)
-        length = torch.zeros(env.num_envs, device=env.device)
+        ret = torch.zeros(env.num_envs, dtype=torch.float64, device=env.device)
+        length = torch.zeros(env.num_envs, dtype=torch.long, device=env.device)
         steps = loop.run(
             env.max_episode_length, chunk=1, fields=("rewards", "terminated", "truncated", "success"), reset=True
         )
@@ -217,19 +248,42 @@ def evaluate(env: BatchedEnv, policy: Policy, num_episodes: int) -> EvalResult:
             length += active
             done = (r.terminated[0] | r.truncated[0]) & active
             if bool(done.any()):
-                successes += r.success[0][done].tolist()
-                returns += ret[done].tolist()
-                lengths += length[done].tolist()
+                ids.append(done.nonzero()[:, 0].cpu())
+                successes.append(r.success[0][done].cpu())
+                returns.append(ret[done].cpu())
+                lengths.append(length[done].cpu())
+                n += ids[-1].numel()
                 active &= ~done
             if not bool(active.any()):
                 steps.close()
                 break
-    n = num_episodes
-    s = int(sum(successes[:n]))
+    return Episodes(
+        env_ids=torch.cat(ids)[:num_episodes],
+        success=torch.cat(successes)[:num_episodes],
+        returns=torch.cat(returns)[:num_episodes],
+        lengths=torch.cat(lengths)[:num_episodes],
+    )
+
+
+def summarize(episodes: Episodes) -> EvalResult:
+    """Success rate (Wilson interval), mean return (normal interval) and mean length of ``episodes``."""
+    n = episodes.success.numel()
+    s = int(episodes.success.sum())
     return EvalResult(
         episodes=n,
-        success_rate=s / n,
+        success_rate=s / n if n else 0.0,
         success_ci95=wilson_interval(s, n),
-        mean_return=float(sum(returns[:n]) / n),
-        mean_length=float(sum(lengths[:n]) / n),
+        mean_return=float(episodes.returns.double().mean()) if n else math.nan,
+        mean_length=float(episodes.lengths.double().mean()) if n else math.nan,
+        return_ci95=mean_interval(episodes.returns),
     )
+
+
+def evaluate(env: BatchedEnv, policy: Policy, num_episodes: int) -> EvalResult:
+    """Success rate over ``num_episodes`` complete episodes, each env's first episode per round
+    (:func:`run_episodes`). Success is read at the episode's last step.
+
+    Raises:
+        ValueError: ``num_episodes < 1``.
+    """
+    return summarize(run_episodes(env, policy, num_episodes))

@@ -90,6 +90,18 @@ def read_config(run_dir: str | Path) -> TrainCfg:
     )
 
 
+def read_backend(run_dir: str | Path) -> str:
+    """The physics backend a run trained on (``config.json``'s ``backend``: ``"mujoco"`` or ``"newton"``).
+
+    Raises:
+        FileNotFoundError: no ``config.json`` (not a run directory).
+    """
+    path = Path(run_dir) / CONFIG
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: is {run_dir} a worldloop run directory?")
+    return json.loads(path.read_text())["backend"]
+
+
 def write_eval(run_dir: str | Path, summary: Mapping[str, Any]) -> Path:
     """``eval.json``: the training summary and the final policy's success."""
     return _write_json(Path(run_dir) / EVAL, summary)

@@ -29,8 +29,11 @@ from worldloop.policies.world_action_cfg import WorldActionCfg
 from worldloop.tasks import get_task, make
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from worldloop.envs.batched_env import BatchedEnv
     from worldloop.envs.loop import Policy
+    from worldloop.envs.randomization import RandTerm
     from worldloop.policies.runner import Runner
 
 Backend = Literal["auto", "mujoco", "newton"]
@@ -229,24 +232,27 @@ def load_run(
     backend: str | None = None,
     device: str | None = None,
     seed: int = 12345,
+    randomization: Mapping[str, RandTerm | Mapping] | None = None,
 ) -> tuple[BatchedEnv, Runner]:
     """Rebuild a run's env from its saved config and load a checkpoint into its runner.
 
     ``checkpoint``: ``"best"``, ``"last"``, a file name in the run or a path
-    (:func:`run_dir.find_checkpoint`); ``num_envs``, ``backend``, ``device``: the run's unless given.
+    (:func:`run_dir.find_checkpoint`); ``num_envs``, ``backend``, ``device``: the run's unless given;
+    ``randomization``: terms replacing the run's ``env.randomization`` (e.g. parameters to sweep).
     Returns ``(env, runner)``."""
     from worldloop.policies.rsl_rl_adapter import RslRlVecEnv
     from worldloop.policies.runner import Runner
 
     cfg = run_dir.read_config(run)
     ckpt = run_dir.find_checkpoint(run, checkpoint)
+    env_cfg = cfg.env if randomization is None else dataclasses.replace(cfg.env, randomization=dict(randomization))
     env = make(
         cfg.task,
         num_envs=cfg.num_envs if num_envs is None else num_envs,
         backend=cfg.backend if backend is None else backend,
         device=cfg.device if device is None else device,
         seed=seed,
-        cfg=cfg.env,
+        cfg=env_cfg,
     )
     vec = RslRlVecEnv(env, log_interval=cfg.agent.num_steps_per_env, reward_scale=cfg.agent.reward_scale)
     runner = Runner(vec, rsl_rl_cfg(cfg), log_dir=None, device=str(env.device))
