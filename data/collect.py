@@ -111,8 +111,8 @@ def features_of(env: BatchedEnv) -> dict[str, dict[str, Any]]:
             n = obs[group].shape[-1]
             feats[name] = layout.feature("float32", n, [f"{group}[{i}]" for i in range(n)])
     feats["action"] = layout.feature("float32", env.action_dim, [f"a[{i}]" for i in range(env.action_dim)])
-    feats["observation.qpos"] = layout.feature("float32", env.nq, _coord_names(m, "qpos"))
-    feats["observation.qvel"] = layout.feature("float32", env.nv, _coord_names(m, "qvel"))
+    feats["observation.qpos"] = layout.feature("float32", env.nq, coord_names(m, "qpos"))
+    feats["observation.qvel"] = layout.feature("float32", env.nv, coord_names(m, "qvel"))
     feats["next.reward"] = layout.feature("float32", 1)
     feats["next.done"] = layout.feature("bool", 1)
     feats["next.terminated"] = layout.feature("bool", 1)
@@ -120,7 +120,7 @@ def features_of(env: BatchedEnv) -> dict[str, dict[str, Any]]:
     return feats
 
 
-def _coord_names(m, kind: str) -> list[str]:
+def coord_names(m, kind: str) -> list[str]:
     """Names of the ``qpos`` or ``qvel`` coordinates: the joint's name, with a suffix for free and ball
     joints (``cube_joint.x`` ... ``cube_joint.qw`` ...)."""
     import mujoco

@@ -1,0 +1,167 @@
+"""A held-out "reality": robot logs from the same scene with hidden physical changes and sensor noise.
+
+    truth = collect_reality("Franka-Lift-v0", "reality/lift", episodes=16)
+    truth["changes"]     # {"object_mass": 1.6, ...}: what system identification should find
+
+With no robot attached, a benchmark of system identification needs logs whose true parameters are
+known to the benchmark and hidden from the fit. This records a task's scripted expert in a copy of
+the task's scene whose physics differs from the nominal one by :data:`HIDDEN_CHANGES` (factors of the
+nominal value; latency in control steps), and writes what a real robot would log (the layout of
+:mod:`worldloop.sim2real.logs`): the actions sent, the measured joints and object pose with gaussian
+sensor noise, and the measured arm torques with noise. The dataset holds no randomization draws and
+no trace of the changes; the truth is returned, and kept beside the data in ``hidden_truth.json``
+(which nothing in worldloop's fitting reads).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import mujoco
+import numpy as np
+import torch
+
+from worldloop.data import layout
+from worldloop.data.collect import coord_names, robot_type
+from worldloop.data.writer import DatasetWriter
+from worldloop.envs.randomization import RandTerm
+from worldloop.sim2real.tracking import actuator_ids, actuator_params, coord_index, servo_effort
+from worldloop.tasks import make
+
+_FIT = {"mode": "startup", "shared": True}
+FRANKA_PARAMS: dict[str, RandTerm] = {
+    "object_mass": RandTerm(kind="body_mass", targets="cube", range=(0.25, 4.0), **_FIT),
+    "object_friction": RandTerm(kind="geom_friction", targets="cube", range=(0.2, 2.0), **_FIT),
+    "arm_kp": RandTerm(kind="actuator_stiffness", targets="actuator[1-7]", range=(0.5, 1.5), **_FIT),
+    "arm_damping": RandTerm(kind="dof_damping", targets="joint[1-7]", range=(0.1, 10.0), **_FIT),
+    "latency": RandTerm(kind="action_latency", range=(0, 3), mode="startup"),
+}
+"""Physical parameters of the Franka cube scenes (all ``op="scale"`` factors of the nominal value,
+latency in whole control steps) and the bounds a fit searches: the parameters system identification
+fits by default, and those :func:`collect_reality` changes."""
+
+HIDDEN_CHANGES: dict[str, float] = {"object_mass": 1.6, "object_friction": 0.6, "arm_kp": 0.8, "latency": 1.0}
+"""The default hidden reality (issue 16's example): cube mass x1.6, cube friction x0.6, arm servo
+stiffness x0.8, one control step of action latency; arm joint damping unchanged."""
+
+JOINT_NOISE = 1e-3
+"""[rad, m] Std of the gaussian noise on measured joints and object positions (a Franka's joint
+encoders resolve ~1e-4 rad; 1e-3 also covers an object pose from vision)."""
+EFFORT_NOISE = 0.05
+"""[N m] Std of the gaussian noise on measured torques (Franka FR3 joint torque sensors: ~0.05 N m)."""
+
+
+def collect_reality(
+    task: str,
+    out: str | Path,
+    *,
+    episodes: int,
+    changes: dict[str, float] | None = None,
+    params: dict[str, RandTerm] | None = None,
+    joint_noise: float = JOINT_NOISE,
+    effort_noise: float = EFFORT_NOISE,
+    seed: int = 0,
+    backend: str = "mujoco",
+) -> dict[str, Any]:
+    """Record ``episodes`` expert episodes of ``task`` under hidden changes into the dataset ``out``.
+
+    Args:
+        task: a task with a scripted expert (``Franka-Lift-v0``, ``Franka-Push-v0``, ...).
+        out: dataset directory (must not hold a dataset).
+        episodes: episodes to record (one env each).
+        changes: ``{param: value}`` over ``params`` (default :data:`HIDDEN_CHANGES`).
+        params: the parameter terms the changes refer to (default :data:`FRANKA_PARAMS`).
+        joint_noise: [rad, m] std of the noise on measured joints and object positions.
+        effort_noise: [N m] std of the noise on measured torques.
+        seed: env and noise seed.
+        backend: the physics of the "reality".
+
+    Returns:
+        ``{"task", "changes", "joint_noise", "effort_noise", "episodes", "success_rate"}``, also written
+        to ``out/hidden_truth.json``.
+
+    Raises:
+        KeyError: a change names no parameter.
+    """
+    changes = dict(HIDDEN_CHANGES if changes is None else changes)
+    params = dict(FRANKA_PARAMS if params is None else params)
+    unknown = sorted(set(changes) - set(params))
+    if unknown:
+        raise KeyError(f"changes {unknown} name no parameter; parameters: {sorted(params)}")
+    terms = {k: params[k] for k in changes}
+    env = make(task, num_envs=episodes, backend=backend, seed=seed, randomization=terms)
+    try:
+        for k, v in changes.items():
+            env.randomizer.set(k, v)
+        m = env.mj_model
+        coords = [c for c in coord_names(m, "qpos")]
+        idx = coord_index(env, coords).to(env.device)
+        arm = [
+            mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_ACTUATOR, i)
+            for i in range(m.nu)
+            if m.actuator_trntype[i] == mujoco.mjtTrn.mjTRN_JOINT and m.actuator_biasprm[i, 1] != 0
+        ]
+        eff_ids = actuator_ids(env, arm)
+        gain, bias = actuator_params(env)
+        obs, _ = env.reset()
+        T = env.max_episode_length
+        qs, effs, acts = [], [], []
+        success = torch.zeros(episodes, dtype=torch.bool)
+        for t in range(T):
+            qs.append(env.qpos[:, idx].cpu())
+            e = servo_effort(env, eff_ids, gain, bias).cpu()
+            effs.append(torch.zeros_like(e) if t == 0 else e)
+            a = env.task.expert()
+            acts.append(a.cpu())
+            _, _, _, _, info = env.step(a)
+            success = info["success"].cpu()
+    finally:
+        env.close()
+    g = np.random.default_rng(seed + 7919)
+    q = torch.stack(qs, 1).numpy()
+    q = q + g.normal(0.0, joint_noise, q.shape) * _noisy(coords)
+    eff = torch.stack(effs, 1).numpy()
+    eff = eff + g.normal(0.0, effort_noise, eff.shape)
+    act = torch.stack(acts, 1).numpy()
+    features = {
+        "action": layout.feature("float32", act.shape[-1], [f"a[{i}]" for i in range(act.shape[-1])]),
+        "observation.qpos": layout.feature("float32", len(coords), coords),
+        "observation.effort": layout.feature("float32", len(arm), arm),
+    }
+    out = Path(out)
+    writer = DatasetWriter(
+        out,
+        features=features,
+        fps=1.0 / env.step_dt,
+        robot_type=robot_type(env),
+        task=task,
+        episode_columns={},
+        worldloop={"task": task, "source": "held-out reality (sim2real.reality)"},
+    )
+    try:
+        frames = {
+            "action": act.reshape(-1, act.shape[-1]).astype(np.float32),
+            "observation.qpos": q.reshape(-1, len(coords)).astype(np.float32),
+            "observation.effort": eff.reshape(-1, len(arm)).astype(np.float32),
+        }
+        writer.add(frames, np.full(episodes, T), {})
+        writer.commit()
+    finally:
+        writer.close()
+    truth = {
+        "task": task,
+        "changes": changes,
+        "joint_noise": joint_noise,
+        "effort_noise": effort_noise,
+        "episodes": episodes,
+        "success_rate": float(success.float().mean()),
+    }
+    (out / "hidden_truth.json").write_text(json.dumps(truth, indent=2) + "\n")
+    return truth
+
+
+def _noisy(coords: list[str]) -> np.ndarray:
+    """Noise mask over coordinates: joints and object positions, not quaternion components."""
+    return np.array([0.0 if c.rsplit(".", 1)[-1] in ("qw", "qx", "qy", "qz") else 1.0 for c in coords])

@@ -1,0 +1,339 @@
+"""System identification: fit physical parameters so that replaying robot logs in sim matches them.
+
+    logs = {"Franka-Lift-v0": read_logs("reality/lift", env_lift), "Franka-Push-v0": ...}
+    fit = identify(logs)                  # CMA-ES, each candidate one env of a batch per episode
+    fit.values, fit.std                   # {"object_mass": 1.58, ...} factors of the nominal value
+    fit.preset()                          # a randomization preset centred on the fit
+
+**Method.** The parameters are randomization terms (:data:`~worldloop.sim2real.reality.FRANKA_PARAMS`:
+``op="scale"`` factors of the nominal value within search bounds, and ``action_latency`` in whole
+control steps), so a candidate is pinned into its envs with ``env.randomizer.set`` and replayed with
+the task's own action processing (IK, rate limits, gravity compensation) on either backend. The loss
+of a candidate is the mean over logged frames of the squared scaled replay errors
+(:meth:`~worldloop.sim2real.tracking.Tracking.loss`: joints, object positions, torques), summed over
+the log sets. Latency is discrete: it is chosen first by replaying the nominal model at every
+latency (it shifts the whole response by a control step, which the other parameters cannot mimic),
+then checked again at the fit. The continuous parameters are fitted by CMA-ES (the ``cma`` package,
+Hansen's reference implementation) over their logarithms, each generation's population replayed as
+one batch of ``popsize x episodes`` envs: the approach of ETH's PACE (Bjelonic et al. 2025), which
+fits actuator parameters with CMA-ES over thousands of parallel sim candidates. We chose it over
+``mujoco.sysid``'s Gauss-Newton because a candidate must run through worldloop's env (the action
+space's IK and rate limits and the latency buffer are not in the ``MjModel``), and contact-rich
+replays make the loss non-smooth; CMA-ES needs no gradient and evaluates a whole population at once.
+
+**Uncertainty.** Residuals of one trajectory are strongly correlated in time, so the textbook
+Gauss-Newton covariance ``s^2 (J^T J)^-1`` is far too small. Episodes are the independent samples:
+with the residual Jacobian ``J`` by central differences in log-parameters (``2P`` more candidates, one
+batch), the fit without episode ``e`` is approximated by one Gauss-Newton step from the fit, and the
+jackknife variance over those (Efron & Stein 1981) gives each factor's standard deviation (delta
+method). A parameter the logs do not excite shows as a large or erratic value.
+
+**What logs can identify.** Kinematic logs (joints, object poses) see a parameter only through the
+motion it changes. A stiff position servo hides a held object's weight: the sag it causes,
+``m g L / kp`` (0.1 kg x 9.81 m/s^2 x 0.5 m / 3500 N m/rad = 0.14 mrad), is below encoder noise. Torque logs
+carry the weight, but replayed torques are ``kp`` x a joint error, and contact makes open-loop
+joint errors of a few mrad inevitable; so torques are compared (``effort_scale``) only on request.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from worldloop.envs.batched_env import BatchedEnv
+from worldloop.envs.randomization import RandTerm
+from worldloop.envs.randomization.terms import coerce
+from worldloop.sim2real.logs import RobotLogs
+from worldloop.sim2real.reality import FRANKA_PARAMS
+from worldloop.sim2real.tracking import JOINT_SCALE, OBJECT_SCALE, replay_logs
+from worldloop.tasks import make
+
+SENSITIVITY_FACTORS = (0.7, 1.4)
+"""Factors of a fitted value at which :attr:`SysIdResult.sensitivity` evaluates the loss."""
+IDENTIFIED_RISE = 0.05
+"""A parameter counts as identified when those moves raise the loss by more than this fraction."""
+
+
+@dataclass
+class SysIdCfg:
+    """Settings of :func:`identify`."""
+
+    popsize: int = 16
+    """CMA-ES candidates per generation (each replays every episode)."""
+    generations: int = 30
+    """CMA-ES generations (at most)."""
+    sigma0: float = 0.3
+    """Initial CMA-ES step in log-parameter space (0.3: factors of about x1.35)."""
+    tolfun: float = 1e-4
+    """Stop when the best losses of the recent generations differ by less than this."""
+    fd_step: float = 0.02
+    """Log-parameter step of the finite differences of the uncertainty estimate."""
+    seed: int = 0
+    """CMA-ES seed."""
+    backend: str = "mujoco"
+    """Backend the candidates are replayed on."""
+    joint_scale: float = JOINT_SCALE
+    """[rad] Joint error counted as one unit of loss."""
+    object_scale: float = OBJECT_SCALE
+    """[m] Object error counted as one unit of loss."""
+    effort_scale: float = math.inf
+    """[N m] Torque error counted as one unit of loss (``inf``, the default: torques not fitted, module
+    docstring; e.g. ``EFFORT_SCALE`` = 0.5 to fit them)."""
+
+    def scales(self) -> dict[str, float]:
+        return {"joint_scale": self.joint_scale, "object_scale": self.object_scale, "effort_scale": self.effort_scale}
+
+
+@dataclass
+class SysIdResult:
+    """What :func:`identify` found; values are factors of the nominal parameter (latency in steps)."""
+
+    values: dict[str, float]
+    std: dict[str, float]
+    """Standard deviation of each fitted value (episode jackknife; latency: 0, it is exact or wrong)."""
+    loss_nominal: float
+    loss_fit: float
+    latency_losses: dict[int, float]
+    """Loss of the nominal model at each latency [steps] (how latency was chosen)."""
+    history: list[float]
+    """Best loss of each CMA-ES generation."""
+    evaluations: int
+    """Candidate replays (candidates x log sets)."""
+    seconds: float
+    params: dict[str, RandTerm] = field(default_factory=dict)
+    sensitivity: dict[str, list[float]] = field(default_factory=dict)
+    """Relative loss increase with one factor moved to each of :data:`SENSITIVITY_FACTORS` x its fit."""
+
+    def identified(self, name: str) -> bool:
+        """Whether moving the factor by ``SENSITIVITY_FACTORS`` raises the loss by more than
+        :data:`IDENTIFIED_RISE` both ways (latency: always; it is chosen by its loss)."""
+        s = self.sensitivity.get(name)
+        return s is None or min(s) > IDENTIFIED_RISE
+
+    def preset(self, width: float = 3.0, min_rel: float = 0.05) -> dict[str, RandTerm]:
+        """A randomization preset centred on the fit: each ``scale`` term's range is the fit +- ``width``
+        standard deviations (at least +- ``min_rel`` of it), within the term's bounds; latency pinned."""
+        out = {}
+        for name, v in self.values.items():
+            t = self.params[name]
+            if t.kind == "action_latency":
+                out[name] = RandTerm(kind=t.kind, range=(v, v), mode="reset")
+                continue
+            half = max(width * self.std.get(name, 0.0), min_rel * v)
+            lo, hi = max(v - half, t.range[0]), min(v + half, t.range[1])
+            out[name] = RandTerm(kind=t.kind, targets=t.targets, range=(round(lo, 4), round(hi, 4)), mode="reset",
+                                 shared=t.shared)  # fmt: skip
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "values": self.values,
+            "std": self.std,
+            "loss_nominal": self.loss_nominal,
+            "loss_fit": self.loss_fit,
+            "latency_losses": {str(k): v for k, v in self.latency_losses.items()},
+            "history": self.history,
+            "sensitivity": self.sensitivity,
+            "identified": {k: self.identified(k) for k in self.values},
+            "evaluations": self.evaluations,
+            "seconds": self.seconds,
+        }
+
+
+class _Population:
+    """One env per (candidate, episode) for each log set; pins candidates and returns their losses."""
+
+    def __init__(self, logs: Mapping[str, RobotLogs], params: dict[str, RandTerm], size: int, cfg: SysIdCfg,
+                 env_factory: Callable[..., BatchedEnv] | None) -> None:  # fmt: skip
+        self.logs, self.params, self.size, self.scales = logs, params, size, cfg.scales()
+        backend, seed = cfg.backend, cfg.seed
+        self.envs: dict[str, BatchedEnv] = {}
+        for task, lg in logs.items():
+            n = size * lg.num_episodes
+            if env_factory is not None:
+                self.envs[task] = env_factory(task, num_envs=n, randomization=params)
+            else:
+                self.envs[task] = make(task, num_envs=n, backend=backend, seed=seed, randomization=params)
+        self.evaluations = 0
+
+    def losses(self, values: list[dict[str, float]]) -> np.ndarray:
+        """``(len(values),)`` loss of each candidate ``{param: value}`` (at most ``size`` of them)."""
+        C = len(values)
+        total = np.zeros(C)
+        for task, lg in self.logs.items():
+            env, E = self.envs[task], lg.num_episodes
+            for name in self.params:
+                col = torch.tensor([values[min(i // E, C - 1)][name] for i in range(env.num_envs)])
+                env.randomizer.set(name, col[:, None].to(env.device))
+            assign = torch.arange(env.num_envs) % E
+            loss = replay_logs(env, lg, assign).loss(**self.scales)
+            total += loss.view(self.size, E).mean(1).double().numpy()[:C]
+            self.evaluations += C
+        return total
+
+    def residuals(self, values: list[dict[str, float]]) -> list[list[torch.Tensor]]:
+        """Each candidate's residuals: per log set ``(episodes, n)`` scaled errors, zero-padded to one ``n``."""
+        C = len(values)
+        per = [[] for _ in range(C)]
+        for task, lg in self.logs.items():
+            env, E = self.envs[task], lg.num_episodes
+            for name in self.params:
+                col = torch.tensor([values[min(i // E, C - 1)][name] for i in range(env.num_envs)])
+                env.randomizer.set(name, col[:, None].to(env.device))
+            r = replay_logs(env, lg, torch.arange(env.num_envs) % E).residuals(**self.scales)
+            r = r.reshape(self.size, E, -1).double()
+            for c in range(C):
+                per[c].append(r[c])
+        n = max(x.shape[1] for x in per[0])
+        return [[torch.nn.functional.pad(x, (0, n - x.shape[1])) for x in p] for p in per]
+
+    def close(self) -> None:
+        for env in self.envs.values():
+            env.close()
+
+
+def identify(
+    logs: Mapping[str, RobotLogs],
+    params: Mapping[str, RandTerm | Mapping] | None = None,
+    cfg: SysIdCfg | None = None,
+    *,
+    env_factory: Callable[..., BatchedEnv] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> SysIdResult:
+    """Fit ``params`` to robot logs by replaying them open loop (method in the module docstring).
+
+    Args:
+        logs: ``{task id: logs}``, each log set replayed in an env of its task (e.g. Lift episodes,
+            which load the arm with the object's weight, and Push episodes, which slide it on the table).
+        params: the terms to fit (default :data:`~worldloop.sim2real.reality.FRANKA_PARAMS`): ``op``
+            ``scale`` (the default) with ``range`` the search bounds (> 0), ``shared=True``; at most one
+            ``action_latency`` term, its ``range`` the latencies tried.
+        cfg: search settings.
+        env_factory: ``(task, num_envs=, randomization=) -> env`` instead of :func:`worldloop.make`.
+        progress: called with a line of text after each generation.
+
+    Raises:
+        ValueError: no logs, or a parameter that is not a ``scale`` term with bounds > 0.
+    """
+    cfg = cfg or SysIdCfg()
+    if not logs:
+        raise ValueError("identify needs at least one log set")
+    params = {k: coerce(k, v) for k, v in (FRANKA_PARAMS if params is None else params).items()}
+    latency = [k for k, t in params.items() if t.kind == "action_latency"]
+    if len(latency) > 1:
+        raise ValueError(f"one action_latency parameter at most, got {latency}")
+    cont = [k for k in params if k not in latency]
+    for k in cont:
+        t = params[k]
+        if (t.op or "scale") != "scale" or not t.range[0] > 0:
+            raise ValueError(f"parameter {k!r}: fitted parameters are scale factors with bounds > 0, got "
+                             f"op={t.op!r} range={t.range}")  # fmt: skip
+    lat_values = list(range(int(params[latency[0]].range[0]), int(params[latency[0]].range[1]) + 1)) if latency else []
+    size = max(cfg.popsize, len(lat_values), 2 * len(cont) + 1)
+    t0 = time.perf_counter()
+    pop = _Population(logs, params, size, cfg, env_factory)
+    say = progress or (lambda s: None)
+    try:
+        nominal = {k: 1.0 for k in cont}
+        lat_losses: dict[int, float] = {}
+        lat = None
+        if latency:
+            cands = [{**nominal, latency[0]: float(v)} for v in lat_values]
+            lat_losses = dict(zip(lat_values, pop.losses(cands).tolist(), strict=True))
+            lat = min(lat_losses, key=lat_losses.get)
+            say(f"latency: losses {', '.join(f'{k}: {v:.3g}' for k, v in lat_losses.items())} -> {lat} step(s)")
+        fixed = {latency[0]: float(lat)} if latency else {}
+        if latency and 0 in lat_losses:
+            loss_nominal = lat_losses[0]
+        else:
+            loss_nominal = float(pop.losses([{**nominal, **{k: 0.0 for k in latency}}])[0])
+        best_x, best, history = np.zeros(len(cont)), float(pop.losses([{**nominal, **fixed}])[0]), []
+        if cont:
+            best_x, best, history = _cma(pop, cont, params, fixed, cfg, size, say)
+        values = {k: float(math.exp(x)) for k, x in zip(cont, best_x, strict=True)}
+        if latency:  # check the latency again at the fit
+            cands = [{**values, latency[0]: float(v)} for v in lat_values]
+            again = dict(zip(lat_values, pop.losses(cands).tolist(), strict=True))
+            lat2 = min(again, key=again.get)
+            if lat2 != lat:
+                say(f"latency at the fit: {lat2} step(s) (was {lat}); fitting again")
+                fixed = {latency[0]: float(lat2)}
+                best_x, best, h2 = _cma(pop, cont, params, fixed, cfg, size, say, x0=best_x)
+                history += h2
+                values = {k: float(math.exp(x)) for k, x in zip(cont, best_x, strict=True)}
+            values[latency[0]] = fixed[latency[0]]
+        std = _gauss_newton_std(pop, cont, best_x, fixed, cfg.fd_step) if cont else {}
+        sensitivity = {}
+        for k in cont:  # the loss with one factor moved to x0.7 and x1.4 of its fit
+            moved = [{**values, **fixed, k: values[k] * f} for f in SENSITIVITY_FACTORS]
+            sensitivity[k] = [float(v) / max(best, 1e-12) - 1.0 for v in pop.losses(moved)]
+        if latency:
+            std[latency[0]] = 0.0
+        return SysIdResult(
+            values={k: values[k] for k in params},
+            std={k: std[k] for k in params},
+            loss_nominal=loss_nominal,
+            loss_fit=best,
+            latency_losses=lat_losses,
+            history=history,
+            evaluations=pop.evaluations,
+            seconds=time.perf_counter() - t0,
+            params=params,
+            sensitivity=sensitivity,
+        )
+    finally:
+        pop.close()
+
+
+def _cma(pop, cont, params, fixed, cfg, size, say, x0=None):
+    import cma
+
+    lo = [math.log(params[k].range[0]) for k in cont]
+    hi = [math.log(params[k].range[1]) for k in cont]
+    x0 = np.zeros(len(cont)) if x0 is None else np.asarray(x0)
+    es = cma.CMAEvolutionStrategy(
+        x0, cfg.sigma0, {"bounds": [lo, hi], "popsize": size, "seed": cfg.seed + 1, "verbose": -9, "tolfun": cfg.tolfun}
+    )
+    history = []
+    best_x, best = x0, float(pop.losses([{**{k: math.exp(x) for k, x in zip(cont, x0, strict=True)}, **fixed}])[0])
+    for g in range(cfg.generations):
+        xs = es.ask()
+        cands = [{**{k: math.exp(x) for k, x in zip(cont, xv, strict=True)}, **fixed} for xv in xs]
+        f = pop.losses(cands)
+        es.tell(xs, f.tolist())
+        i = int(np.argmin(f))
+        if f[i] < best:
+            best, best_x = float(f[i]), np.asarray(xs[i])
+        history.append(best)
+        say(f"generation {g + 1:3d}  best loss {best:.4g}  " + "  ".join(
+            f"{k} {math.exp(x):.3f}" for k, x in zip(cont, best_x, strict=True)))  # fmt: skip
+        if es.stop():
+            break
+    return best_x, best, history
+
+
+def _gauss_newton_std(pop, cont, x, fixed, h) -> dict[str, float]:
+    """Episode-jackknife standard deviations of the fitted factors (module docstring)."""
+    P = len(cont)
+    cands = [{**{k: math.exp(v) for k, v in zip(cont, x, strict=True)}, **fixed}]
+    for i in range(P):
+        for s in (1.0, -1.0):
+            xx = np.array(x, dtype=float)
+            xx[i] += s * h
+            cands.append({**{k: math.exp(v) for k, v in zip(cont, xx, strict=True)}, **fixed})
+    per = pop.residuals(cands)  # per candidate: [(E_s, n) per log set]
+    r0 = torch.cat(per[0])  # (E, n)
+    J = torch.stack([(torch.cat(per[1 + 2 * i]) - torch.cat(per[2 + 2 * i])) / (2 * h) for i in range(P)], -1)
+    E = r0.shape[0]
+    A = torch.einsum("enp,enq->epq", J, J)  # per-episode J^T J
+    b = torch.einsum("enp,en->ep", J, r0)  # per-episode J^T r
+    A_all, b_all = A.sum(0), b.sum(0)
+    steps = torch.stack([-torch.linalg.pinv(A_all - A[e]) @ (b_all - b[e]) for e in range(E)])  # theta_(-e) - theta
+    var = (E - 1) / E * (steps - steps.mean(0)).square().sum(0)
+    return {k: float(math.exp(x[i]) * math.sqrt(float(var[i]))) for i, k in enumerate(cont)}
