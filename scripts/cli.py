@@ -1,4 +1,4 @@
-"""``worldloop <command>``: train, play, export, bench, expert, curve, list."""
+"""``worldloop <command>``: the command line; each command lives in ``scripts/<command>.py``."""
 
 from __future__ import annotations
 
@@ -9,28 +9,36 @@ import sys
 USAGE = """usage: worldloop <command> [options]
 
 commands:
-  train    train a PPO policy on a task           worldloop train --task Franka-Reach-v0
-  play     evaluate a run, optionally record video worldloop play --run runs/Franka-Reach-v0/<date_time> --video
-  export   write a run's actor to ONNX/TorchScript worldloop export --run runs/Franka-Reach-v0/<date_time>
-  bench    measure env-steps/s of a task           worldloop bench --task Franka-Reach-v0 --num-envs 1024
-  expert   success of the scripted experts         worldloop expert --tasks Franka-Lift-v0 --episodes 1000
-  curve    a run's learning curve as a table       worldloop curve --run runs/Franka-Push-v0/<date_time>
-  collect  episodes of a policy as a LeRobot dataset worldloop collect --task Franka-Lift-v0 --episodes 1000 --out DIR
-  pretrain   fit a world-action model's world model on datasets   worldloop pretrain --data datasets/lift_random
-  finetune   behaviour-clone demonstrations into it               worldloop finetune --data DEMOS --init RUN
-  model-eval its K-step prediction error per observation block    worldloop model-eval --run RUN --data DIR
-  list     print the registered tasks
+  train       train a PPO policy on a task               worldloop train --task Franka-Reach-v0
+  play        evaluate a run, optionally record video    worldloop play --run RUN --video
+  export      write a run's actor to ONNX/TorchScript    worldloop export --run RUN
+  bench       measure env-steps/s of a task              worldloop bench --task Franka-Reach-v0 --num-envs 1024
+  expert      success of the scripted experts            worldloop expert --tasks Franka-Lift-v0 --episodes 1000
+  curve       a run's learning curve as a table          worldloop curve --run RUN
+  collect     episodes of a policy as a LeRobot dataset  worldloop collect --task Franka-Lift-v0 --out DIR
+  pretrain    fit a world-action model's world model     worldloop pretrain --data datasets/lift_random
+  finetune    behaviour-clone demonstrations into it     worldloop finetune --data DEMOS --init RUN
+  model-eval  K-step prediction error per obs block      worldloop model-eval --run RUN --data DIR
+  sim2real    sim-to-real report of a run                worldloop sim2real --run RUN
+  list        print the registered tasks                 worldloop list
 
 `worldloop <command> --help` documents every option of a command; WORLDLOOP_DEBUG=1 shows the
 traceback of an input error.
 """
 COMMANDS = (
     "train", "play", "export", "bench", "expert", "curve", "collect", "list", "pretrain", "finetune", "model-eval",
+    "sim2real",
 )  # fmt: skip
 
 
 def cmd_list(argv: list[str]) -> None:
     import worldloop
+
+    if argv:
+        if argv[0] in ("-h", "--help"):
+            print("usage: worldloop list\n\nPrint the registered task ids and what each task is.")
+            return
+        sys.exit(f"worldloop list: takes no options, got {' '.join(argv)}")
 
     specs = worldloop.list_tasks()
     width = max(len(s.id) for s in specs)

@@ -226,7 +226,7 @@ def _read_csv(path: Path, env: BatchedEnv, limit: int | None) -> RobotLogs:
             r = int(np.flatnonzero(~np.isfinite(col[h]))[0])
             raise LogError(f"{path}: column {h!r} is not finite in data row {r + 1}")
     ep, fr = col["episode_index"].astype(np.int64), col["frame_index"].astype(np.int64)
-    ids = list(dict.fromkeys(ep.tolist()))[: limit or None]
+    ids = sorted(set(ep.tolist()))[: limit or None]
     if not ids:
         raise LogError(f"{path}: no frames")
     acts, meas, effs = [], [], []

@@ -180,7 +180,7 @@ class Tracking:
 
     def error_over_time(self) -> dict[str, torch.Tensor]:
         """``{"joint": (T,) [rad] RMS over joints, "ee": (T,) [m], "object": (T,) [m], "effort": (T,) [N m]}``:
-        each the mean over the envs whose episode has that frame (missing keys: not logged)."""
+        each the mean (object: median) over the envs whose episode has that frame (missing: not logged)."""
         n = self.valid.sum(0).clamp(min=1)
         v = self.valid
 
@@ -190,28 +190,36 @@ class Tracking:
         out = {"joint": mean(self.joint_error().square().mean(-1).sqrt())}
         if self.sim_ee is not None and self.measured_ee is not None:
             out["ee"] = mean(torch.linalg.vector_norm(self.sim_ee - self.measured_ee, dim=-1))
-        if self.object_error().shape[-1]:
-            out["object"] = mean(self.object_error().mean(-1))
+        if self.object_error().shape[-1]:  # median over episodes (see summary)
+            o = torch.where(v, self.object_error().mean(-1), float("nan"))
+            out["object"] = o.nanmedian(0).values
         e = self.effort_error()
         if e is not None:
             out["effort"] = mean(e.square().mean(-1).sqrt())
         return out
 
     def summary(self) -> dict[str, float]:
-        """Scalar errors over every valid frame: ``joint_rmse`` [rad], ``ee_rmse`` / ``ee_final`` [m],
-        ``object_rmse`` / ``object_final`` [m], ``effort_rmse`` [N m] (those the log allows)."""
+        """Scalar errors: ``joint_rmse`` [rad] over every valid frame; ``ee_rmse`` / ``object_rmse`` [m]
+        the median over episodes of each episode's RMS error (a median: one object that contact threw
+        elsewhere in one replay would otherwise hide the rest) and ``ee_final`` / ``object_final`` [m]
+        the median error at the last frame; ``effort_rmse`` [N m] (those the log allows)."""
         v = self.valid
         last = (v.sum(1) - 1).clamp(min=0)
         rows = torch.arange(v.shape[0])
+        n = v.sum(1).clamp(min=1)
+
+        def per_episode_rms(d: torch.Tensor) -> float:
+            return float((torch.where(v, d.square(), 0.0).sum(1) / n).sqrt().median())
+
         out = {"joint_rmse": float(self.joint_error()[v].square().mean().sqrt())}
         if self.sim_ee is not None and self.measured_ee is not None:
             d = torch.linalg.vector_norm(self.sim_ee - self.measured_ee, dim=-1)
-            out["ee_rmse"] = float(d[v].square().mean().sqrt())
-            out["ee_final"] = float(d[rows, last].mean())
+            out["ee_rmse"] = per_episode_rms(d)
+            out["ee_final"] = float(d[rows, last].median())
         o = self.object_error()
         if o.shape[-1]:
-            out["object_rmse"] = float(o[v].square().mean().sqrt())
-            out["object_final"] = float(o[rows, last].mean())
+            out["object_rmse"] = per_episode_rms(o.mean(-1))
+            out["object_final"] = float(o.mean(-1)[rows, last].median())
         e = self.effort_error()
         if e is not None:
             out["effort_rmse"] = float(e[v][1:].square().mean().sqrt())

@@ -1,0 +1,535 @@
+"""The sim-to-real report: every measurement of :mod:`worldloop.sim2real` for one trained run, written
+as ``report.json`` (schema ``report_schema.json`` beside this file), PNG plots and ``report.md``.
+
+    cfg = ReportCfg(run="runs/Franka-Lift-v0/<date_time>", reality_tasks=("Franka-Lift-v0", "Franka-Push-v0"))
+    report = write_report(cfg)          # also: worldloop sim2real --run ... (scripts/sim2real.py)
+
+Sections (each ``null`` when skipped): ``transfer`` (the policy on every installed backend),
+``robustness`` (success vs each randomized parameter), ``replay`` (robot logs replayed open loop,
+tracking error with the nominal and the identified parameters), ``sysid`` (the fit, with the truth
+when the logs are a held-out reality), ``rank_fidelity`` (Pearson r and MMRV over the run's
+checkpoints between the sim and a reference: the held-out reality's parameters or another backend).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import math
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import worldloop
+from worldloop.envs.randomization import RandTerm
+from worldloop.policies import run_dir
+from worldloop.sim2real.common import jsonable
+from worldloop.sim2real.logs import RobotLogs, read_logs
+from worldloop.sim2real.rank import plot_rank, rank_fidelity, run_checkpoints
+from worldloop.sim2real.reality import FRANKA_PARAMS, HIDDEN_CHANGES, collect_reality
+from worldloop.sim2real.robustness import NoRandomizationError, plot_robustness, robustness
+from worldloop.sim2real.sysid import SysIdCfg, SysIdResult, identify
+from worldloop.sim2real.tracking import Tracking, replay_logs
+from worldloop.sim2real.transfer import plot_transfer, transfer
+from worldloop.tasks import make
+
+SCHEMA_PATH = Path(__file__).with_name("report_schema.json")
+"""JSON Schema (draft 2020-12) of ``report.json``."""
+SCHEMA_VERSION = 1
+
+
+@dataclass(kw_only=True)
+class ReportCfg:
+    """Measure a trained run's sim-to-real transfer and write a report directory."""
+
+    run: str
+    """Run directory (``runs/<task>/<date_time>``)."""
+    out: str | None = None
+    """Report directory; default ``<run>/sim2real``."""
+    checkpoint: str = "best"
+    """Checkpoint evaluated for transfer and robustness (best, last, model_300.pt or a path)."""
+    seed: int = 0
+    """Seed of every env, the held-out reality and the fit."""
+    backends: tuple[str, ...] | None = None
+    """Backends of the transfer section; default every installed one."""
+    episodes: int = 500
+    """Transfer episodes on the training backend."""
+    other_backend_episodes: int = 200
+    """Transfer episodes on each other backend (Newton on a CPU is slower than MuJoCo C)."""
+    robustness: bool = True
+    """Sweep each randomized parameter of the run."""
+    terms_from: str | None = None
+    """Sweep the randomization terms of this run instead (for a run trained without randomization)."""
+    points: int = 7
+    """Sweep points per parameter."""
+    widen: float = 1.0
+    """Sweep beyond the training range by this many range widths on each side."""
+    episodes_per_point: int = 100
+    """Episodes per sweep point."""
+    logs: tuple[str, ...] = ()
+    """Robot logs to replay and fit: LeRobot v3.0 dataset directories or CSV files, each ``DIR`` (its
+    ``info.json`` names the task) or ``TASK=PATH``; layouts in ``worldloop/sim2real/logs.py``."""
+    reality_tasks: tuple[str, ...] = ()
+    """Record held-out "reality" logs of these tasks' experts (hidden changes ``--reality-changes``)
+    into ``<out>/reality/`` and replay and fit them; e.g. ``Franka-Lift-v0 Franka-Push-v0``."""
+    reality_changes: dict[str, float] = field(default_factory=lambda: dict(HIDDEN_CHANGES))
+    """The hidden changes of the reality: ``{parameter: factor}`` (latency: steps)."""
+    reality_episodes: int = 16
+    """Episodes per reality task."""
+    fit_params: tuple[str, ...] = ("object_mass", "object_friction", "arm_kp", "latency")
+    """Parameters the fit searches (names of ``worldloop.sim2real.reality.FRANKA_PARAMS``)."""
+    sysid: SysIdCfg = field(default_factory=SysIdCfg)
+    """Search settings of the fit."""
+    rank: bool = True
+    """Ranking fidelity over the run's ``model_<it>.pt`` checkpoints."""
+    rank_reference: str = "auto"
+    """``reality``: the sim with the reality's hidden changes pinned; a backend name (``newton``); ``auto``:
+    ``reality`` where the task's scene has the changed parameters (the Franka cube tasks), else
+    another installed backend."""
+    rank_pins: dict[str, float] | None = None
+    """Reference of ranking fidelity: these randomization terms of the run pinned (``{term: value}``),
+    instead of ``rank_reference``."""
+    rank_episodes: int = 100
+    """Episodes per checkpoint and setting."""
+
+
+def parse_logs(items: tuple[str, ...], default_task: str) -> list[tuple[str, Path]]:
+    """``[(task, path)]`` of ``--logs`` items ``PATH`` or ``TASK=PATH``; a dataset's own task wins over
+    ``default_task``."""
+    out = []
+    for item in items:
+        task, sep, path = item.partition("=")
+        if not sep:
+            path, task = item, default_task
+            info = Path(path) / "meta" / "info.json"
+            if info.is_file():
+                task = (json.loads(info.read_text()).get("worldloop") or {}).get("task") or default_task
+        out.append((task, Path(path)))
+    return out
+
+
+def _machine() -> dict[str, Any]:
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def write_report(cfg: ReportCfg, progress: Callable[[str], None] = print) -> dict:
+    """Run every enabled measurement of ``cfg.run`` and write ``report.json``, the plots and ``report.md``
+    into ``cfg.out``; returns the report.
+
+    Raises:
+        ConfigError / CheckpointError: not a run directory, or no such checkpoint.
+        NoRandomizationError: robustness asked for a run without randomization and no ``terms_from``.
+        LogError: a log that does not fit the task (the message names the column or field).
+    """
+    run = Path(cfg.run)
+    train_cfg = run_dir.read_config(run)
+    run_dir.find_checkpoint(run, cfg.checkpoint)  # refuse a missing checkpoint before anything runs
+    task = train_cfg.task
+    out = Path(cfg.out) if cfg.out else run / "sim2real"
+    log_items = parse_logs(cfg.logs, task)
+    for _, p in log_items:
+        if not p.exists():
+            raise FileNotFoundError(f"--logs {p}: no such dataset directory or CSV file")
+    unknown = sorted(set(cfg.fit_params) - set(FRANKA_PARAMS))
+    if unknown:
+        raise ValueError(f"--fit-params {unknown} unknown; parameters: {sorted(FRANKA_PARAMS)}")
+    if cfg.robustness and not train_cfg.env.randomization and cfg.terms_from is None:
+        raise NoRandomizationError(
+            f"{run} was trained without randomization, so it has no parameters to sweep: pass --terms-from "
+            "<run trained with randomization> to sweep that run's terms, or --no-robustness"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    t_all = time.perf_counter()
+    report: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "worldloop_version": worldloop.__version__,
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "run": str(run),
+        "task": task,
+        "checkpoint": cfg.checkpoint,
+        "seed": cfg.seed,
+        "machine": _machine(),
+        "config": jsonable(dataclasses.asdict(cfg)),
+        "plots": {},
+    }
+
+    progress("[sim2real] transfer across backends")
+    tr = transfer(
+        run,
+        checkpoint=cfg.checkpoint,
+        backends=list(cfg.backends) if cfg.backends else None,
+        episodes=_episodes_by_backend(cfg, train_cfg.backend),
+        seed=cfg.seed,
+    )
+    report["transfer"] = tr
+    report["plots"]["transfer"] = plot_transfer(tr, out / "transfer.png").name
+
+    report["robustness"] = None
+    if cfg.robustness:
+        progress("[sim2real] robustness curves")
+        rb = robustness(
+            run,
+            terms_from=cfg.terms_from,
+            checkpoint=cfg.checkpoint,
+            points=cfg.points,
+            widen=cfg.widen,
+            episodes_per_point=cfg.episodes_per_point,
+            seed=cfg.seed,
+        )
+        report["robustness"] = rb
+        report["plots"]["robustness"] = plot_robustness(rb, out / "robustness.png").name
+
+    truth = None
+    if cfg.reality_tasks:
+        truth = {}
+        for t in cfg.reality_tasks:
+            d = out / "reality" / t
+            if d.exists():
+                import shutil
+
+                shutil.rmtree(d)
+            progress(f"[sim2real] recording held-out reality logs of {t} ({cfg.reality_episodes} episodes)")
+            truth[t] = collect_reality(
+                t, d, episodes=cfg.reality_episodes, changes=cfg.reality_changes, seed=cfg.seed + 1
+            )
+            log_items.append((t, d))
+    report["replay"] = report["sysid"] = None
+    if log_items:
+        logs = {}
+        for t, p in log_items:
+            probe = make(t, num_envs=1)
+            try:
+                if t in logs:
+                    raise ValueError(f"--logs: two log sets of task {t}; merge them into one dataset")
+                logs[t] = read_logs(p, probe)
+            finally:
+                probe.close()
+        params = {k: FRANKA_PARAMS[k] for k in cfg.fit_params}
+        n_eps = sum(lg.num_episodes for lg in logs.values())
+        progress(f"[sim2real] system identification of {list(params)} on {n_eps} episodes")
+        fit = identify(
+            logs, params, dataclasses.replace(cfg.sysid, seed=cfg.seed), progress=lambda s: progress("  " + s)
+        )
+        report["sysid"] = _sysid_section(fit, params, truth)
+        progress("[sim2real] replay with nominal and identified parameters")
+        report["replay"] = _replay_section(logs, params, fit, log_items)
+        report["plots"]["replay"] = _plot_replay(report["replay"], out / "replay.png").name
+        report["plots"]["sysid"] = _plot_sysid(report["sysid"], out / "sysid.png").name
+        preset = {k: dataclasses.asdict(v) for k, v in fit.preset().items()}
+        (out / "fitted_randomization.json").write_text(json.dumps(preset, indent=2) + "\n")
+        report["sysid"]["preset_file"] = "fitted_randomization.json"
+
+    report["rank_fidelity"] = None
+    if cfg.rank:
+        reference: Any
+        terms = None
+        ref = cfg.rank_reference
+        if cfg.rank_pins:
+            ref = "pins"
+        elif ref == "auto":
+            ref = "reality" if _has_params(task, cfg.reality_changes) else _other_backend(train_cfg.backend)
+        if ref is None:
+            progress("[sim2real] ranking fidelity skipped: no reference (one backend, no reality parameters)")
+        if ref == "pins":
+            reference = {"pins": dict(cfg.rank_pins)}
+        elif ref == "reality":
+            terms = {k: FRANKA_PARAMS[k] for k in cfg.reality_changes}
+            reference = {"pins": dict(cfg.reality_changes)}
+        elif ref is not None:
+            reference = ref
+        if ref is not None:
+            n = len(run_checkpoints(run))
+            progress(f"[sim2real] ranking fidelity over {n} checkpoints (reference: {ref})")
+            rk = rank_fidelity(run, reference=reference, terms=terms, episodes=cfg.rank_episodes, seed=cfg.seed)
+            report["rank_fidelity"] = rk
+            report["plots"]["rank_fidelity"] = plot_rank(rk, out / "rank_fidelity.png").name
+
+    report["seconds"] = time.perf_counter() - t_all
+    report = jsonable(report)
+    (out / "report.json").write_text(json.dumps(report, indent=1, allow_nan=False) + "\n")
+    (out / "report.md").write_text(markdown(report))
+    progress(f"[sim2real] report in {out} ({report['seconds']:.0f} s)")
+    return report
+
+
+def _has_params(task: str, names: dict[str, float]) -> bool:
+    """Whether ``task``'s scene has every parameter of :data:`FRANKA_PARAMS` in ``names``."""
+    try:
+        env = make(task, num_envs=1, randomization={k: FRANKA_PARAMS[k] for k in names})
+    except (KeyError, ValueError):
+        return False
+    env.close()
+    return True
+
+
+def _other_backend(training_backend: str) -> str | None:
+    from worldloop.sim2real.common import installed_backends
+
+    return next((b for b in installed_backends() if b != training_backend), None)
+
+
+def _episodes_by_backend(cfg: ReportCfg, training_backend: str) -> dict[str, int]:
+    from worldloop.sim2real.common import installed_backends
+
+    names = set(installed_backends()) | set(cfg.backends or ())
+    return {b: cfg.episodes if b == training_backend else cfg.other_backend_episodes for b in names}
+
+
+def _sysid_section(fit: SysIdResult, params: dict[str, RandTerm], truth: dict | None) -> dict:
+    d = fit.to_json()
+    d["params"] = {k: {"kind": t.kind, "targets": t.targets, "bounds": list(t.range)} for k, t in params.items()}
+    d["truth"] = None
+    if truth:
+        changes = next(iter(truth.values()))["changes"]
+        d["truth"] = {k: changes.get(k, 0.0 if params[k].kind == "action_latency" else 1.0) for k in params}
+        d["relative_error"] = {
+            k: abs(fit.values[k] - v) / abs(v) if v else abs(fit.values[k] - v) for k, v in d["truth"].items()
+        }
+    return d
+
+
+def _replay_section(logs: dict[str, RobotLogs], params: dict[str, RandTerm], fit: SysIdResult, items) -> dict:
+    nominal = {k: 0.0 if t.kind == "action_latency" else 1.0 for k, t in params.items()}
+    sets = []
+    for task, lg in logs.items():
+        row: dict[str, Any] = {
+            "task": task,
+            "source": lg.source,
+            "episodes": lg.num_episodes,
+            "frames": int(lg.lengths.sum()),
+            "fps": lg.fps,
+        }
+        for label, values in (("nominal", nominal), ("identified", fit.values)):
+            env = make(task, num_envs=lg.num_episodes, randomization=params)
+            try:
+                for k, v in values.items():
+                    env.randomizer.set(k, v)
+                tr: Tracking = replay_logs(env, lg, end_effector=True)
+            finally:
+                env.close()
+            row[label] = {
+                "summary": tr.summary(),
+                "joint_rmse": dict(zip(tr.joint_names, tr.joint_rmse().tolist(), strict=True)),
+                "error_over_time": {k: v.tolist() for k, v in tr.error_over_time().items()},
+            }
+        b, a = row["nominal"]["summary"], row["identified"]["summary"]
+        row["improvement"] = {k: (b[k] / a[k] if a[k] > 0 else None) for k in b if k in a}
+        sets.append(row)
+    return {"log_sets": sets}
+
+
+def _plot_replay(replay: dict, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sets = replay["log_sets"]
+    kinds = [
+        ("joint", "joint error, RMS over joints [rad]"),
+        ("ee", "end-effector error [m]"),
+        ("object", "object position error [m]"),
+    ]
+    fig, axes = plt.subplots(len(sets), 3, figsize=(13, 3.4 * len(sets)), squeeze=False)
+    for r, s in enumerate(sets):
+        for c, (k, label) in enumerate(kinds):
+            ax = axes[r][c]
+            for which, style in (("nominal", "C3"), ("identified", "C0")):
+                y = s[which]["error_over_time"].get(k)
+                if y is None:
+                    continue
+                t = [i / s["fps"] for i in range(len(y))]
+                ax.plot(t, y, color=style, label=f"{which} parameters")
+            ax.set_xlabel("time in episode [s]")
+            ax.set_ylabel(label)
+            ax.set_title(f"{s['task']}: {k}")
+            ax.grid(alpha=0.3)
+            if r == 0 and c == 0:
+                ax.legend()
+    fig.suptitle("Open-loop replay of robot logs: sim minus log (mean over episodes)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _plot_sysid(sysid: dict, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(sysid["values"])
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4))
+    x = range(len(names))
+    ax.errorbar(
+        x,
+        [sysid["values"][k] for k in names],
+        yerr=[2 * sysid["std"][k] for k in names],
+        fmt="o",
+        color="C0",
+        capsize=4,
+        label="identified (+-2 std, episode jackknife)",
+    )
+    if sysid.get("truth"):
+        ax.plot(x, [sysid["truth"][k] for k in names], "x", color="C3", markersize=10, label="hidden truth")
+    ax.axhline(1.0, color="grey", lw=0.8, ls=":")
+    ax.set_xticks(list(x), [f"{k}\n{'identified' if sysid['identified'][k] else 'NOT identifiable'}" for k in names])
+    ax.set_ylabel("factor of nominal (latency: control steps)")
+    ax.set_title("System identification")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    ax2.semilogy(range(1, len(sysid["history"]) + 1), sysid["history"], color="C0")
+    ax2.axhline(sysid["loss_nominal"], color="C3", ls="--", label="nominal parameters")
+    ax2.set_xlabel("CMA-ES generation")
+    ax2.set_ylabel("replay loss (best so far)")
+    ax2.set_title("Fit progress")
+    ax2.legend()
+    ax2.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _f(x: Any, nd: int = 3) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "-"
+    return f"{x:.{nd}g}" if isinstance(x, float) else str(x)
+
+
+def _pct(x: Any) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def markdown(report: dict) -> str:
+    """``report.md``: the report's numbers as tables a person reads."""
+    L = [
+        f"# Sim-to-real report: {report['task']}",
+        "",
+        f"Run `{report['run']}`, checkpoint `{report['checkpoint']}`, seed {report['seed']}; "
+        f"worldloop {report['worldloop_version']}, {report['created']}, {report['machine']['cpus']} CPUs; "
+        f"{report['seconds']:.0f} s.",
+        "",
+    ]
+    tr = report.get("transfer")
+    if tr:
+        L += [
+            "## Cross-simulator transfer",
+            "",
+            f"![transfer]({report['plots']['transfer']})",
+            "",
+            "| backend | episodes | success (95% CI) | mean return (95% CI) | success drop | return drop |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, b in tr["backends"].items():
+            ci, rci = b["success_ci95"], b.get("return_ci95") or [None, None]
+            L.append(
+                f"| {name} | {b['episodes']} | {_pct(b['success_rate'])} ({_pct(ci[0])}-{_pct(ci[1])}) | "
+                f"{_f(b['mean_return'], 4)} ({_f(rci[0], 4)}-{_f(rci[1], 4)}) | {_pct(b.get('success_drop'))} | "
+                f"{_pct(b.get('return_drop'))} |"
+            )
+        if tr.get("not_installed"):
+            L.append(f"\nNot installed: {', '.join(tr['not_installed'])}.")
+        L.append("")
+    rb = report.get("robustness")
+    if rb:
+        L += [
+            "## Robustness curves",
+            "",
+            f"![robustness]({report['plots']['robustness']})",
+            "",
+            "| parameter | training range | swept | success in range | success out of range | drop |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, t in rb["terms"].items():
+            v = t["values"]
+            L.append(
+                f"| {name} ({t['kind']}, {t['unit']}) | {_f(t['training_range'][0])}-{_f(t['training_range'][1])} | "
+                f"{_f(v[0])}-{_f(v[-1])} | {_pct((t['in_range'] or {}).get('success_rate'))} | "
+                f"{_pct((t['out_of_range'] or {}).get('success_rate'))} | {_pct(t.get('out_of_range_drop'))} |"
+            )
+        L.append("")
+    si = report.get("sysid")
+    if si:
+        L += [
+            "## System identification",
+            "",
+            f"![sysid]({report['plots']['sysid']})",
+            "",
+            f"CMA-ES, {si['evaluations']} candidate replays in {si['seconds']:.0f} s; replay loss "
+            f"{_f(si['loss_nominal'])} (nominal) -> {_f(si['loss_fit'])} (fit). Fitted randomization preset: "
+            f"`{si.get('preset_file', '')}`.",
+            "",
+            "| parameter | identified | std | truth | error | identifiable |",
+            "|---|---|---|---|---|---|",
+        ]
+        for k, v in si["values"].items():
+            truth = (si.get("truth") or {}).get(k)
+            err = (si.get("relative_error") or {}).get(k)
+            L.append(
+                f"| {k} | {_f(v)} | {_f(si['std'][k], 2)} | {_f(truth)} | {_pct(err)} | "
+                f"{'yes' if si['identified'][k] else 'no: the loss barely changes with it'} |"
+            )
+        L.append("")
+    rp = report.get("replay")
+    if rp:
+        L += [
+            "## Log replay",
+            "",
+            f"![replay]({report['plots']['replay']})",
+            "",
+            "| logs | episodes | error | nominal | identified | ratio |",
+            "|---|---|---|---|---|---|",
+        ]
+        for s in rp["log_sets"]:
+            for k, before in s["nominal"]["summary"].items():
+                after = s["identified"]["summary"].get(k)
+                L.append(
+                    f"| {s['task']} | {s['episodes']} | {k} | {_f(before)} | {_f(after)} | "
+                    f"{_f(s['improvement'].get(k))}x |"
+                )
+        L.append("")
+    rk = report.get("rank_fidelity")
+    if rk:
+        L += [
+            "## Ranking fidelity",
+            "",
+            f"![rank]({report['plots']['rank_fidelity']})",
+            "",
+            f"Sim: {rk['sim']['label']}; reference: {rk['reference']['label']}; {rk['episodes']} episodes per "
+            f"checkpoint. **Pearson r = {_f(rk['pearson_r'])}, MMRV = {_f(rk['mmrv'])}** (SIMPLER's published "
+            "real-vs-sim values span r 0.57-1.0, MMRV 0-0.12).",
+            "",
+            "| checkpoint | sim success | reference success |",
+            "|---|---|---|",
+        ]
+        for c in rk["checkpoints"]:
+            L.append(
+                f"| {c['checkpoint']} | {_pct(c['sim']['success_rate'])} | {_pct(c['reference']['success_rate'])} |"
+            )
+        L.append("")
+    return "\n".join(L)
+
+
+def validate(report: dict) -> None:
+    """Check ``report`` against ``report_schema.json`` (needs ``jsonschema``).
+
+    Raises:
+        jsonschema.ValidationError: the first mismatch, with its path in the report."""
+    import jsonschema
+
+    jsonschema.validate(report, json.loads(SCHEMA_PATH.read_text()))
