@@ -3,6 +3,8 @@ terms, terms pinned at their nominal value, installed backends, and outcome summ
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -62,10 +64,11 @@ def load_policy(
 ) -> tuple[BatchedEnv, Runner, Policy]:
     """The run's env (``randomization`` replacing its terms if given) and checkpoint, reseeded with
     ``seed`` after loading (a checkpoint restores the training generators); returns ``(env, runner, policy)``."""
-    env, runner = load_run(
-        run, checkpoint=checkpoint, num_envs=num_envs, backend=backend, device=device, seed=seed,
-        randomization=randomization,
-    )  # fmt: skip
+    with contextlib.redirect_stdout(io.StringIO()):  # rsl-rl prints the model at every construction
+        env, runner = load_run(
+            run, checkpoint=checkpoint, num_envs=num_envs, backend=backend, device=device, seed=seed,
+            randomization=randomization,
+        )  # fmt: skip
     env.reset(seed=seed)
     return env, runner, inference_policy(runner, env.num_envs)
 

@@ -16,6 +16,7 @@ no trace of the changes; the truth is returned, and kept beside the data in ``hi
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +39,10 @@ FRANKA_PARAMS: dict[str, RandTerm] = {
     "arm_damping": RandTerm(kind="dof_damping", targets="joint[1-7]", range=(0.1, 10.0), **_FIT),
     "latency": RandTerm(kind="action_latency", range=(0, 3), mode="startup"),
 }
-"""Physical parameters of the Franka cube scenes (all ``op="scale"`` factors of the nominal value,
-latency in whole control steps) and the bounds a fit searches: the parameters system identification
-fits by default, and those :func:`collect_reality` changes."""
+"""Physical parameters of the Franka cube scenes (``op="scale"`` factors of the nominal value, latency
+in whole control steps) with the bounds a fit searches: what :func:`collect_reality` can change and
+:func:`~worldloop.sim2real.sysid.identify` can fit (by default all of them; ``worldloop sim2real``
+fits ``object_friction``, ``arm_kp`` and ``latency``, what kinematic logs identify)."""
 
 HIDDEN_CHANGES: dict[str, float] = {"object_mass": 1.6, "object_friction": 0.6, "arm_kp": 0.8, "latency": 1.0}
 """The default hidden reality (issue 16's example): cube mass x1.6, cube friction x0.6, arm servo
@@ -51,6 +53,50 @@ JOINT_NOISE = 1e-3
 encoders resolve ~1e-4 rad; 1e-3 also covers an object pose from vision)."""
 EFFORT_NOISE = 0.05
 """[N m] Std of the gaussian noise on measured torques (Franka FR3 joint torque sensors: ~0.05 N m)."""
+
+
+class FlickProbe:
+    """A friction probe for the Franka cube scenes (``Franka-Push-v0``): the closed hand comes down
+    behind the cube, strikes it at the hand's top speed toward the task's goal and stops, and the
+    cube slides on alone until friction stops it, ``v^2 / (2 mu g)`` later; then the hand lifts.
+
+    A real lab runs such an excitation for identification. Expert pushes keep the hand on the cube,
+    and quasi-static pushing barely depends on the table's friction (Mason, "Mechanics of robotic
+    manipulation", 2001): a free slide is what makes friction visible in kinematic logs."""
+
+    def __init__(self, env) -> None:
+        from worldloop.tasks.robots.scripted import PhaseMachine
+
+        self.env, self.task = env, env.task
+        self.fsm = PhaseMachine(env)
+        self.target = torch.zeros(env.num_envs, 3, device=env.device)
+
+    def __call__(self, obs=None) -> torch.Tensor:
+        from worldloop.tasks.franka_push import CUBE_HALF, PUSH_Z
+        from worldloop.tasks.robots.franka import nearest_yaw
+        from worldloop.tasks.robots.scripted import Waypoint
+
+        task, fsm = self.task, self.fsm
+        cube = task._cube()[0]
+        d = task.goal_pos_w[:, :2] - cube[:, :2]
+        d = d / d.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+        yaw = nearest_yaw(torch.atan2(d[:, 1], d[:, 0]), task.arm.grip_yaw(), math.pi)
+        behind = torch.cat((cube[:, :2] - d * (CUBE_HALF + 0.05), torch.full_like(d[:, :1], PUSH_Z)), -1)
+        # The strike ends where the cube's centre was when the hand was behind it: 2.5 cm of contact.
+        aim = torch.cat((cube[:, :2], torch.full_like(d[:, :1], PUSH_Z)), -1)
+        self.target = torch.where(((fsm.phase <= 1) | (self.env.episode_length_buf == 0))[:, None], aim, self.target)
+        up = self.target + torch.tensor([0.0, 0.0, 0.1], device=self.env.device)
+        return fsm.act(
+            task.arm,
+            [
+                Waypoint(pos=behind + torch.tensor([0.0, 0.0, 0.08], device=self.env.device), yaw=yaw, close=True,
+                         tol=0.01, speed=0.75),
+                Waypoint(pos=behind, yaw=yaw, close=True, tol=0.006, speed=0.3, wait=0.3),
+                Waypoint(pos=self.target, yaw=yaw, close=True, tol=0.006, speed=2.0),
+                Waypoint(pos=None, yaw=yaw, close=True, tol=0.0, wait=0.5),
+                Waypoint(pos=up, yaw=yaw, close=True, tol=0.0, speed=0.25),
+            ],
+        )  # fmt: skip
 
 
 def collect_reality(
@@ -64,6 +110,7 @@ def collect_reality(
     effort_noise: float = EFFORT_NOISE,
     seed: int = 0,
     backend: str = "mujoco",
+    policy: str = "expert",
 ) -> dict[str, Any]:
     """Record ``episodes`` expert episodes of ``task`` under hidden changes into the dataset ``out``.
 
@@ -77,6 +124,8 @@ def collect_reality(
         effort_noise: [N m] std of the noise on measured torques.
         seed: env and noise seed.
         backend: the physics of the "reality".
+        policy: ``"expert"`` (the task's scripted expert) or ``"flick"`` (:class:`FlickProbe`, a friction
+            probe for ``Franka-Push-v0``).
 
     Returns:
         ``{"task", "changes", "joint_noise", "effort_noise", "episodes", "success_rate"}``, also written
@@ -87,6 +136,8 @@ def collect_reality(
     """
     changes = dict(HIDDEN_CHANGES if changes is None else changes)
     params = dict(FRANKA_PARAMS if params is None else params)
+    if policy not in ("expert", "flick"):
+        raise ValueError(f"policy must be 'expert' or 'flick', got {policy!r}")
     unknown = sorted(set(changes) - set(params))
     if unknown:
         raise KeyError(f"changes {unknown} name no parameter; parameters: {sorted(params)}")
@@ -106,6 +157,7 @@ def collect_reality(
         eff_ids = actuator_ids(env, arm)
         gain, bias = actuator_params(env)
         obs, _ = env.reset()
+        act = env.task.expert if policy == "expert" else FlickProbe(env)
         T = env.max_episode_length
         qs, effs, acts = [], [], []
         success = torch.zeros(episodes, dtype=torch.bool)
@@ -113,7 +165,7 @@ def collect_reality(
             qs.append(env.qpos[:, idx].cpu())
             e = servo_effort(env, eff_ids, gain, bias).cpu()
             effs.append(torch.zeros_like(e) if t == 0 else e)
-            a = env.task.expert()
+            a = act()
             acts.append(a.cpu())
             _, _, _, _, info = env.step(a)
             success = info["success"].cpu()
@@ -152,6 +204,7 @@ def collect_reality(
         writer.close()
     truth = {
         "task": task,
+        "policy": policy,
         "changes": changes,
         "joint_noise": joint_noise,
         "effort_noise": effort_noise,

@@ -77,14 +77,17 @@ class ReportCfg:
     """Robot logs to replay and fit: LeRobot v3.0 dataset directories or CSV files, each ``DIR`` (its
     ``info.json`` names the task) or ``TASK=PATH``; layouts in ``worldloop/sim2real/logs.py``."""
     reality_tasks: tuple[str, ...] = ()
-    """Record held-out "reality" logs of these tasks' experts (hidden changes ``--reality-changes``)
-    into ``<out>/reality/`` and replay and fit them; e.g. ``Franka-Lift-v0 Franka-Push-v0``."""
+    """Record held-out "reality" logs (hidden changes ``--reality-changes``) into ``<out>/reality/`` and
+    replay and fit them: ``TASK`` (its scripted expert) or ``TASK:flick`` (a friction probe, Push only);
+    e.g. ``Franka-Lift-v0 Franka-Push-v0 Franka-Push-v0:flick``."""
     reality_changes: dict[str, float] = field(default_factory=lambda: dict(HIDDEN_CHANGES))
     """The hidden changes of the reality: ``{parameter: factor}`` (latency: steps)."""
     reality_episodes: int = 16
     """Episodes per reality task."""
-    fit_params: tuple[str, ...] = ("object_mass", "object_friction", "arm_kp", "latency")
-    """Parameters the fit searches (names of ``worldloop.sim2real.reality.FRANKA_PARAMS``)."""
+    fit_params: tuple[str, ...] = ("object_friction", "arm_kp", "latency")
+    """Parameters the fit searches (names of ``worldloop.sim2real.reality.FRANKA_PARAMS``). Not
+    ``object_mass`` by default: kinematic logs of a stiff position-controlled arm do not show it
+    (``worldloop/sim2real/sysid.py``), and a fit that searches it drifts and drags friction along."""
     sysid: SysIdCfg = field(default_factory=SysIdCfg)
     """Search settings of the fit."""
     rank: bool = True
@@ -171,7 +174,7 @@ def write_report(cfg: ReportCfg, progress: Callable[[str], None] = print) -> dic
         run,
         checkpoint=cfg.checkpoint,
         backends=list(cfg.backends) if cfg.backends else None,
-        episodes=_episodes_by_backend(cfg, train_cfg.backend),
+        episodes=_episodes_by_backend(cfg, run_dir.read_backend(run)),
         seed=cfg.seed,
     )
     report["transfer"] = tr
@@ -195,26 +198,26 @@ def write_report(cfg: ReportCfg, progress: Callable[[str], None] = print) -> dic
     truth = None
     if cfg.reality_tasks:
         truth = {}
-        for t in cfg.reality_tasks:
-            d = out / "reality" / t
+        for item in cfg.reality_tasks:
+            t, _, policy = item.partition(":")
+            d = out / "reality" / item.replace(":", "_")
             if d.exists():
                 import shutil
 
                 shutil.rmtree(d)
-            progress(f"[sim2real] recording held-out reality logs of {t} ({cfg.reality_episodes} episodes)")
-            truth[t] = collect_reality(
-                t, d, episodes=cfg.reality_episodes, changes=cfg.reality_changes, seed=cfg.seed + 1
-            )
-            log_items.append((t, d))
+            progress(f"[sim2real] recording held-out reality logs of {item} ({cfg.reality_episodes} episodes)")
+            truth[item] = collect_reality(t, d, episodes=cfg.reality_episodes, changes=cfg.reality_changes,
+                                          seed=cfg.seed + 1, policy=policy or "expert")  # fmt: skip
+            log_items.append((item, d))
     report["replay"] = report["sysid"] = None
     if log_items:
         logs = {}
-        for t, p in log_items:
-            probe = make(t, num_envs=1)
+        for name, p in log_items:
+            probe = make(name.partition(":")[0], num_envs=1)
             try:
-                if t in logs:
-                    raise ValueError(f"--logs: two log sets of task {t}; merge them into one dataset")
-                logs[t] = read_logs(p, probe)
+                key = name if name not in logs else f"{name}#{len(logs)}"
+                logs[key] = read_logs(p, probe)
+                logs[key].task = probe.task_id
             finally:
                 probe.close()
         params = {k: FRANKA_PARAMS[k] for k in cfg.fit_params}
@@ -240,7 +243,7 @@ def write_report(cfg: ReportCfg, progress: Callable[[str], None] = print) -> dic
         if cfg.rank_pins:
             ref = "pins"
         elif ref == "auto":
-            ref = "reality" if _has_params(task, cfg.reality_changes) else _other_backend(train_cfg.backend)
+            ref = "reality" if _has_params(task, cfg.reality_changes) else _other_backend(run_dir.read_backend(run))
         if ref is None:
             progress("[sim2real] ranking fidelity skipped: no reference (one backend, no reality parameters)")
         if ref == "pins":
@@ -304,9 +307,11 @@ def _sysid_section(fit: SysIdResult, params: dict[str, RandTerm], truth: dict | 
 def _replay_section(logs: dict[str, RobotLogs], params: dict[str, RandTerm], fit: SysIdResult, items) -> dict:
     nominal = {k: 0.0 if t.kind == "action_latency" else 1.0 for k, t in params.items()}
     sets = []
-    for task, lg in logs.items():
+    for name, lg in logs.items():
+        task = lg.task or name
         row: dict[str, Any] = {
             "task": task,
+            "logs": name,
             "source": lg.source,
             "episodes": lg.num_episodes,
             "frames": int(lg.lengths.sum()),
@@ -355,7 +360,7 @@ def _plot_replay(replay: dict, path: Path) -> Path:
                 ax.plot(t, y, color=style, label=f"{which} parameters")
             ax.set_xlabel("time in episode [s]")
             ax.set_ylabel(label)
-            ax.set_title(f"{s['task']}: {k}")
+            ax.set_title(f"{s['logs']}: {k}")
             ax.grid(alpha=0.3)
             if r == 0 and c == 0:
                 ax.legend()
@@ -499,7 +504,7 @@ def markdown(report: dict) -> str:
             for k, before in s["nominal"]["summary"].items():
                 after = s["identified"]["summary"].get(k)
                 L.append(
-                    f"| {s['task']} | {s['episodes']} | {k} | {_f(before)} | {_f(after)} | "
+                    f"| {s['logs']} | {s['episodes']} | {k} | {_f(before)} | {_f(after)} | "
                     f"{_f(s['improvement'].get(k))}x |"
                 )
         L.append("")

@@ -11,13 +11,16 @@ control steps), so a candidate is pinned into its envs with ``env.randomizer.set
 the task's own action processing (IK, rate limits, gravity compensation) on either backend. The loss
 of a candidate is the mean over logged frames of the squared scaled replay errors
 (:meth:`~worldloop.sim2real.tracking.Tracking.loss`: joints, object positions, torques), summed over
-the log sets. Latency is discrete: it is chosen first by replaying the nominal model at every
-latency (it shifts the whole response by a control step, which the other parameters cannot mimic),
-then checked again at the fit. The continuous parameters are fitted by CMA-ES (the ``cma`` package,
-Hansen's reference implementation) over their logarithms, each generation's population replayed as
-one batch of ``popsize x episodes`` envs: the approach of ETH's PACE (Bjelonic et al. 2025), which
-fits actuator parameters with CMA-ES over thousands of parallel sim candidates. We chose it over
-``mujoco.sysid``'s Gauss-Newton because a candidate must run through worldloop's env (the action
+the log sets, each candidate's episodes averaged without the worst ``trim`` of them: contact makes
+an open-loop replay chaotic (a grasp that holds in the log may slip in a replay with the very same
+parameters, as a start state measured with noise differs), and one such episode would otherwise
+outweigh the rest. Latency is discrete: it is chosen first by replaying the nominal model at every
+latency; a softer servo lags like a step of delay, so latencies within :data:`LATENCY_TIE` of the best
+are each tried with a short fit, and the choice is checked again at the fit. The continuous
+parameters are fitted by CMA-ES (the ``cma`` package, Hansen's reference implementation) over their
+logarithms, each generation's population replayed as one batch of ``popsize x episodes`` envs: the
+approach of ETH's PACE (Bjelonic et al. 2025), which fits actuator parameters with CMA-ES over
+thousands of parallel sim candidates. We chose it over ``mujoco.sysid``'s Gauss-Newton because a candidate must run through worldloop's env (the action
 space's IK and rate limits and the latency buffer are not in the ``MjModel``), and contact-rich
 replays make the loss non-smooth; CMA-ES needs no gradient and evaluates a whole population at once.
 
@@ -29,7 +32,9 @@ jackknife variance over those (Efron & Stein 1981) gives each factor's standard 
 method). A parameter the logs do not excite shows as a large or erratic value.
 
 **What logs can identify.** Kinematic logs (joints, object poses) see a parameter only through the
-motion it changes. A stiff position servo hides a held object's weight: the sag it causes,
+motion it changes. Friction shows where an object slides on its own (quasi-static pushing barely
+depends on it; :class:`~worldloop.sim2real.reality.FlickProbe` makes such slides). A stiff position
+servo hides a held object's weight: the sag it causes,
 ``m g L / kp`` (0.1 kg x 9.81 m/s^2 x 0.5 m / 3500 N m/rad = 0.14 mrad), is below encoder noise. Torque logs
 carry the weight, but replayed torques are ``kp`` x a joint error, and contact makes open-loop
 joint errors of a few mrad inevitable; so torques are compared (``effort_scale``) only on request.
@@ -37,6 +42,7 @@ joint errors of a few mrad inevitable; so torques are compared (``effort_scale``
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -54,6 +60,8 @@ from worldloop.sim2real.reality import FRANKA_PARAMS
 from worldloop.sim2real.tracking import JOINT_SCALE, OBJECT_SCALE, replay_logs
 from worldloop.tasks import make
 
+LATENCY_TIE = 1.25
+"""Latencies whose nominal loss is within this factor of the best are each tried with a short fit."""
 SENSITIVITY_FACTORS = (0.7, 1.4)
 """Factors of a fitted value at which :attr:`SysIdResult.sensitivity` evaluates the loss."""
 IDENTIFIED_RISE = 0.05
@@ -85,6 +93,9 @@ class SysIdCfg:
     effort_scale: float = math.inf
     """[N m] Torque error counted as one unit of loss (``inf``, the default: torques not fitted, module
     docstring; e.g. ``EFFORT_SCALE`` = 0.5 to fit them)."""
+
+    trim: float = 0.25
+    """Fraction of each candidate's episodes with the largest loss left out of its mean (module docstring)."""
 
     def scales(self) -> dict[str, float]:
         return {"joint_scale": self.joint_scale, "object_scale": self.object_scale, "effort_scale": self.effort_scale}
@@ -146,20 +157,28 @@ class SysIdResult:
         }
 
 
+def robust_mean(loss: torch.Tensor, trim: float) -> torch.Tensor:
+    """``(C,)`` mean of each row of ``loss`` ``(C, E)`` without its ``floor(trim * E)`` largest values."""
+    E = loss.shape[1]
+    keep = E - min(int(trim * E), E - 1)
+    return loss.sort(1).values[:, :keep].mean(1)
+
+
 class _Population:
     """One env per (candidate, episode) for each log set; pins candidates and returns their losses."""
 
     def __init__(self, logs: Mapping[str, RobotLogs], params: dict[str, RandTerm], size: int, cfg: SysIdCfg,
                  env_factory: Callable[..., BatchedEnv] | None) -> None:  # fmt: skip
         self.logs, self.params, self.size, self.scales = logs, params, size, cfg.scales()
+        self.trim = cfg.trim
         backend, seed = cfg.backend, cfg.seed
         self.envs: dict[str, BatchedEnv] = {}
-        for task, lg in logs.items():
-            n = size * lg.num_episodes
+        for key, lg in logs.items():
+            n, task = size * lg.num_episodes, lg.task or key
             if env_factory is not None:
-                self.envs[task] = env_factory(task, num_envs=n, randomization=params)
+                self.envs[key] = env_factory(task, num_envs=n, randomization=params)
             else:
-                self.envs[task] = make(task, num_envs=n, backend=backend, seed=seed, randomization=params)
+                self.envs[key] = make(task, num_envs=n, backend=backend, seed=seed, randomization=params)
         self.evaluations = 0
 
     def losses(self, values: list[dict[str, float]]) -> np.ndarray:
@@ -173,7 +192,7 @@ class _Population:
                 env.randomizer.set(name, col[:, None].to(env.device))
             assign = torch.arange(env.num_envs) % E
             loss = replay_logs(env, lg, assign).loss(**self.scales)
-            total += loss.view(self.size, E).mean(1).double().numpy()[:C]
+            total += robust_mean(loss.view(self.size, E), self.trim).double().numpy()[:C]
             self.evaluations += C
         return total
 
@@ -209,8 +228,9 @@ def identify(
     """Fit ``params`` to robot logs by replaying them open loop (method in the module docstring).
 
     Args:
-        logs: ``{task id: logs}``, each log set replayed in an env of its task (e.g. Lift episodes,
-            which load the arm with the object's weight, and Push episodes, which slide it on the table).
+        logs: ``{name: logs}``, each log set replayed in an env of its task (``logs.task``, else the name
+            is the task id): e.g. Lift and Push expert episodes and Push friction probes
+            (:class:`~worldloop.sim2real.reality.FlickProbe`).
         params: the terms to fit (default :data:`~worldloop.sim2real.reality.FRANKA_PARAMS`): ``op``
             ``scale`` (the default) with ``range`` the search bounds (> 0), ``shared=True``; at most one
             ``action_latency`` term, its ``range`` the latencies tried.
@@ -254,8 +274,20 @@ def identify(
         else:
             loss_nominal = float(pop.losses([{**nominal, **{k: 0.0 for k in latency}}])[0])
         best_x, best, history = np.zeros(len(cont)), float(pop.losses([{**nominal, **fixed}])[0]), []
+        close = [v for v in lat_values if lat_losses[v] <= LATENCY_TIE * lat_losses[lat]]
+        if cont and len(close) > 1:  # near-tied latencies: a short fit of each decides
+            short = dataclasses.replace(cfg, generations=max(2, cfg.generations // 4))
+            trials = {}
+            for v in close:
+                say(f"latency {v}: a short fit ({short.generations} generations)")
+                trials[v] = _cma(pop, cont, params, {latency[0]: float(v)}, short, size, say)
+            lat = min(trials, key=lambda v: trials[v][1])
+            fixed = {latency[0]: float(lat)}
+            best_x, best, history = trials[lat]
+            say(f"latency: {lat} step(s) fits best")
         if cont:
-            best_x, best, history = _cma(pop, cont, params, fixed, cfg, size, say)
+            best_x, best, h = _cma(pop, cont, params, fixed, cfg, size, say, x0=best_x)
+            history += h
         values = {k: float(math.exp(x)) for k, x in zip(cont, best_x, strict=True)}
         if latency:  # check the latency again at the fit
             cands = [{**values, latency[0]: float(v)} for v in lat_values]

@@ -31,9 +31,10 @@ def push_env():
 
 @pytest.fixture(scope="module")
 def reality(tmp_path_factory) -> tuple[Path, dict]:
-    """Push expert logs with friction x0.6, servo stiffness x0.8 and one step of latency hidden."""
+    """Push friction-probe logs with the default hidden changes: cube mass x1.6, cube friction x0.6,
+    servo stiffness x0.8 and one step of latency."""
     out = tmp_path_factory.mktemp("reality") / "push"
-    truth = collect_reality(PUSH, out, episodes=6, changes={"object_friction": 0.6, "arm_kp": 0.8, "latency": 1})
+    truth = collect_reality(PUSH, out, episodes=8, policy="flick")
     return out, truth
 
 
@@ -56,16 +57,21 @@ def csv_of(logs, episodes: int = 2) -> tuple[list[str], list[list[float]]]:
 
 
 # ---------------------------------------------------------------------- logs
-def test_reality_logs_hide_the_changes_and_carry_sensor_noise(reality, push_env):
+def test_reality_logs_hide_the_changes_and_carry_sensor_noise(reality, push_env, tmp_path):
     path, truth = reality
     info = json.loads((path / "meta" / "info.json").read_text())
     assert "0.6" not in json.dumps(info) and "randomization" not in json.dumps(info)
-    assert truth["changes"] == {"object_friction": 0.6, "arm_kp": 0.8, "latency": 1}
+    assert truth["changes"] == {"object_mass": 1.6, "object_friction": 0.6, "arm_kp": 0.8, "latency": 1}
     logs = read_logs(path, push_env)
-    assert logs.num_episodes == 6 and logs.effort is not None and "cube_joint.x" in logs.coords
-    j = logs.coords.index("joint1")
-    still = logs.measured[:, -10:, j]  # the arm holds still at the end: what varies is encoder noise
-    assert 3e-4 < float((still - still.mean(1, keepdim=True)).std()) < 3e-3
+    assert logs.num_episodes == 8 and logs.effort is not None and "cube_joint.x" in logs.coords
+    collect_reality(PUSH, tmp_path / "clean", episodes=8, joint_noise=0.0, effort_noise=0.0, policy="flick")
+    clean = read_logs(tmp_path / "clean", push_env)  # fmt: skip
+    noise = logs.measured - clean.measured  # the same physics, recorded without sensor noise
+    quat = [i for i, c in enumerate(logs.coords) if c.rsplit(".", 1)[-1] in ("qw", "qx", "qy", "qz")]
+    pos = [i for i in range(len(logs.coords)) if i not in quat]
+    assert abs(float(noise[..., pos].std()) / truth["joint_noise"] - 1) < 0.05
+    assert float(noise[..., quat].abs().max()) == 0.0
+    assert abs(float((logs.effort - clean.effort)[:, 1:].std()) / truth["effort_noise"] - 1) < 0.05
 
 
 def test_a_csv_log_reads_like_the_dataset(reality, push_env, tmp_path):
@@ -121,24 +127,25 @@ def test_a_dataset_of_another_robot_or_rate_is_refused(reality, tmp_path):
 def test_replay_with_the_true_parameters_tracks_the_log_better_than_nominal(reality):
     path, truth = reality
     params = {k: FRANKA_PARAMS[k] for k in truth["changes"]}
-    env = make(PUSH, num_envs=12, randomization=params)
+    env = make(PUSH, num_envs=16, randomization=params)
     logs = read_logs(path, env)
-    for k, v in truth["changes"].items():  # envs 0-5 the hidden truth, 6-11 nominal
-        env.randomizer.set(k, torch.tensor([v] * 6 + [0.0 if k == "latency" else 1.0] * 6)[:, None])
-    tr = replay_logs(env, logs, torch.arange(12) % 6)
+    for k, v in truth["changes"].items():  # envs 0-7 the hidden truth, 8-15 nominal
+        env.randomizer.set(k, torch.tensor([v] * 8 + [0.0 if k == "latency" else 1.0] * 8)[:, None])
+    tr = replay_logs(env, logs, torch.arange(16) % 8)
     rmse = tr.joint_error().square().mean((1, 2)).sqrt()
-    assert float(rmse[:6].median()) < 0.3 * float(rmse[6:].median())
-    assert float(rmse[:6].median()) < 0.01  # [rad]
+    assert float(rmse[:8].median()) < 0.3 * float(rmse[8:].median())
+    assert float(rmse[:8].median()) < 0.01  # [rad]
 
 
 @pytest.mark.slow
 def test_system_identification_recovers_the_hidden_changes(reality):
-    """Issue 16's held-out reality with a small budget (the full one is in BENCHMARKS.md)."""
+    """Issue 16's held-out reality with a small budget (the full one is in BENCHMARKS.md): friction,
+    servo stiffness and latency recovered although the cube's mass (not fitted) is wrong in the sim."""
     path, truth = reality
     env = make(PUSH, num_envs=1)
     logs = {PUSH: read_logs(path, env)}
-    params = {k: FRANKA_PARAMS[k] for k in truth["changes"]}
-    fit = identify(logs, params, SysIdCfg(popsize=10, generations=10))
+    params = {k: FRANKA_PARAMS[k] for k in ("object_friction", "arm_kp", "latency")}
+    fit = identify(logs, params, SysIdCfg(popsize=12, generations=10))
     assert fit.values["latency"] == 1.0
     for k in ("object_friction", "arm_kp"):
         assert abs(fit.values[k] / truth["changes"][k] - 1) < 0.1, (k, fit.values)
