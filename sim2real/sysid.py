@@ -5,22 +5,23 @@
     fit.values, fit.std                   # {"object_mass": 1.58, ...} factors of the nominal value
     fit.preset()                          # a randomization preset centred on the fit
 
-**Method.** The parameters are randomization terms (:data:`~worldloop.sim2real.reality.FRANKA_PARAMS`:
-``op="scale"`` factors of the nominal value within search bounds, and ``action_latency`` in whole
-control steps), so a candidate is pinned into its envs with ``env.randomizer.set`` and replayed with
-the task's own action processing (IK, rate limits, gravity compensation) on either backend. The loss
-of a candidate is the mean over logged frames of the squared scaled replay errors
-(:meth:`~worldloop.sim2real.tracking.Tracking.loss`: joints, object positions, torques), summed over
-the log sets, each candidate's episodes averaged without the worst ``trim`` of them: contact makes
-an open-loop replay chaotic (a grasp that holds in the log may slip in a replay with the very same
-parameters, as a start state measured with noise differs), and one such episode would otherwise
-outweigh the rest. Latency is discrete: it is chosen first by replaying the nominal model at every
-latency; a softer servo lags like a step of delay, so latencies within :data:`LATENCY_TIE` of the best
-are each tried with a short fit, and the choice is checked again at the fit. The continuous
-parameters are fitted by CMA-ES (the ``cma`` package, Hansen's reference implementation) over their
-logarithms, each generation's population replayed as one batch of ``popsize x episodes`` envs: the
-approach of ETH's PACE (Bjelonic et al. 2025), which fits actuator parameters with CMA-ES over
-thousands of parallel sim candidates. We chose it over ``mujoco.sysid``'s Gauss-Newton because a candidate must run through worldloop's env (the action
+**Method.** The parameters are randomization terms
+(:data:`~worldloop.sim2real.reality.FRANKA_PARAMS`: ``op="scale"`` factors of the nominal value
+within search bounds, and ``action_latency`` in whole control steps), so a candidate is pinned into
+its envs with ``env.randomizer.set`` and replayed with the task's own action processing (IK, rate
+limits, gravity compensation) on either backend. The loss of a candidate is the mean over logged
+frames of the squared scaled replay errors (:meth:`~worldloop.sim2real.tracking.Tracking.loss`:
+joints, object positions, torques), summed over the log sets, each candidate's episodes averaged
+without the worst ``trim`` of them: contact makes an open-loop replay chaotic (a grasp that holds in
+the log may slip in a replay with the very same parameters, as a start state measured with noise
+differs), and one such episode would otherwise outweigh the rest. Latency is discrete: it is chosen
+first by replaying the nominal model at every latency; a softer servo lags like a step of delay, so
+latencies within :data:`LATENCY_TIE` of the best are each tried with a short fit, and the choice is
+checked again at the fit. The continuous parameters are fitted by CMA-ES (the ``cma`` package,
+Hansen's reference implementation) over their logarithms, each generation's population replayed as
+one batch of ``popsize x episodes`` envs: the approach of ETH's PACE (Bjelonic et al. 2025), which
+fits actuator parameters with CMA-ES over thousands of parallel sim candidates. We chose it over
+``mujoco.sysid``'s Gauss-Newton because a candidate must run through worldloop's env (the action
 space's IK and rate limits and the latency buffer are not in the ``MjModel``), and contact-rich
 replays make the loss non-smooth; CMA-ES needs no gradient and evaluates a whole population at once.
 
