@@ -169,7 +169,7 @@ def train(cfg: TrainCfg) -> dict:
     vec = RslRlVecEnv(env, log_interval=cfg.agent.num_steps_per_env, reward_scale=cfg.agent.reward_scale)
     runner = Runner(vec, rsl_rl_cfg(cfg), log_dir=str(path) if rank == 0 else None, device=device)
     if cfg.init and not cfg.resume:
-        init_actor(runner, cfg.init)
+        init_actor(runner, cfg.init, cfg)
     if cfg.resume:
         if rank == 0:
             run_dir.remove_temp_files(path)
@@ -266,22 +266,61 @@ def rsl_rl_cfg(cfg: TrainCfg) -> dict:
     return cfg.world_action.apply(d) if cfg.policy == "world-action" else d
 
 
-def init_actor(runner: Runner, source: str | Path) -> None:
+def init_actor(runner: Runner, source: str | Path, cfg: TrainCfg | None = None) -> None:
     """Load the actor weights of ``source`` (a run directory: its best checkpoint; or a checkpoint file)
     into ``runner``'s actor, which must have the same architecture.
 
     Raises:
-        CheckpointError: no checkpoint there, or one whose actor does not fit (the message says which keys)."""
+        CheckpointError: no checkpoint there, or one whose actor does not fit (the message says which
+            weights, and with ``cfg`` and a run directory, which settings differ)."""
     from worldloop.policies.runner import load_checkpoint
 
     source = Path(source)
     ckpt = run_dir.find_checkpoint(source) if source.is_dir() else source
     data = load_checkpoint(ckpt, runner.device)
-    try:
-        runner.alg.actor.load_state_dict(data["actor_state_dict"])
-    except RuntimeError as e:
-        raise run_dir.CheckpointError(f"--init {ckpt}: its actor does not fit this run's policy: {e}") from None
+    own, theirs = runner.alg.actor.state_dict(), data["actor_state_dict"]
+    mismatched = [f"{k} {tuple(v.shape)} here, {tuple(theirs[k].shape)} there" for k, v in own.items()
+                  if k in theirs and tuple(theirs[k].shape) != tuple(v.shape)]  # fmt: skip
+    missing, extra = sorted(set(own) - set(theirs)), sorted(set(theirs) - set(own))
+    if mismatched or missing or extra:
+        where = f"{source}/config.json" if source.is_dir() else "the run that wrote it"
+        differ = _differing_settings(source, cfg) if cfg is not None and source.is_dir() else []
+        raise run_dir.CheckpointError(
+            f"--init {ckpt}: its actor does not fit this run's policy: "
+            + "; ".join(
+                part
+                for part in (
+                    f"{len(mismatched)} weight(s) of another shape ({', '.join(mismatched[:3])})" if mismatched else "",
+                    f"missing {missing[:3]}" if missing else "",
+                    f"unexpected {extra[:3]}" if extra else "",
+                )
+                if part
+            )
+            + (f". Settings that differ from {where}: {', '.join(differ)}" if differ else
+               f". Use the same --policy, network sizes and --world-action.* settings as {where}, and a task "
+               "with the same observations and actions")
+        )  # fmt: skip
+    runner.alg.actor.load_state_dict(theirs)
     print(f"[worldloop] actor initialized from {ckpt}", flush=True)
+
+
+def _differing_settings(source: Path, cfg: TrainCfg) -> list[str]:
+    """``--option this-run vs source`` for the settings that shape the actor and differ."""
+    try:
+        src = run_dir.read_config(source)
+    except (run_dir.ConfigError, OSError):
+        return []
+    pairs = [("--policy", cfg.policy, src.policy), ("--task", cfg.task, src.task),
+             ("--agent.actor-hidden-dims", cfg.agent.actor_hidden_dims, src.agent.actor_hidden_dims)]  # fmt: skip
+    if cfg.policy == "world-action" and src.policy == "world-action":
+        for f in dataclasses.fields(cfg.world_action):
+            pairs.append((f"--world-action.{f.name.replace('_', '-')}", getattr(cfg.world_action, f.name),
+                          getattr(src.world_action, f.name)))  # fmt: skip
+
+    def norm(v):
+        return list(v) if isinstance(v, (list, tuple)) else v
+
+    return [f"{name} {norm(a)} here, {norm(b)} there" for name, a, b in pairs if norm(a) != norm(b)]
 
 
 def inference_policy(runner: Runner, num_envs: int) -> Policy:

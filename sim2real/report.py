@@ -298,6 +298,7 @@ def _sysid_section(fit: SysIdResult, params: dict[str, RandTerm], truth: dict | 
     if truth:
         changes = next(iter(truth.values()))["changes"]
         d["truth"] = {k: changes.get(k, 0.0 if params[k].kind == "action_latency" else 1.0) for k in params}
+        d["not_fitted"] = {k: v for k, v in changes.items() if k not in params}
         d["relative_error"] = {
             k: abs(fit.values[k] - v) / abs(v) if v else abs(fit.values[k] - v) for k, v in d["truth"].items()
         }
@@ -489,6 +490,10 @@ def markdown(report: dict) -> str:
                 f"| {k} | {_f(v)} | {_f(si['std'][k], 2)} | {_f(truth)} | {_pct(err)} | "
                 f"{'yes' if si['identified'][k] else 'no: the loss barely changes with it'} |"
             )
+        if si.get("not_fitted"):
+            hidden = ", ".join(f"{k} x{_f(v)}" for k, v in si["not_fitted"].items())
+            L.append(f"\nHidden changes not fitted: {hidden} (`--fit-params`; what kinematic logs cannot show is "
+                     "in `worldloop/sim2real/sysid.py`).")  # fmt: skip
         L.append("")
     rp = report.get("replay")
     if rp:

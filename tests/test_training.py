@@ -336,3 +336,19 @@ def test_the_progress_line_counts_physics_resets(tmp_path, monkeypatch, capsys):
     train(cfg)
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("it ")]
     assert len(lines) == 2 and all("resets    8" in ln for ln in lines), lines
+
+
+def test_init_from_a_run_with_another_actor_names_the_differing_setting(tmp_path):
+    import dataclasses
+
+    from worldloop.policies.run_dir import CheckpointError
+    from worldloop.policies.train import TrainCfg, train
+
+    cfg = TrainCfg.from_task("Cartpole-v0", num_envs=8, max_iterations=1, eval_episodes=0, log_root=str(tmp_path))
+    small = dataclasses.replace(cfg.agent, num_steps_per_env=4, actor_hidden_dims=[16])
+    source = train(dataclasses.replace(cfg, agent=small, run_name="source"))["run_dir"]
+    other = dataclasses.replace(small, actor_hidden_dims=[32])
+    with pytest.raises(
+        CheckpointError, match=r"differ from .*config.json: --agent.actor-hidden-dims \[32\] here, \[16\] there$"
+    ):
+        train(dataclasses.replace(cfg, agent=other, run_name="init", init=source))
