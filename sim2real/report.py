@@ -365,7 +365,7 @@ def _plot_replay(replay: dict, path: Path) -> Path:
             ax.grid(alpha=0.3)
             if r == 0 and c == 0:
                 ax.legend()
-    fig.suptitle("Open-loop replay of robot logs: sim minus log (mean over episodes)")
+    fig.suptitle("Open-loop replay of robot logs: sim minus log (mean over episodes; object: median)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -379,21 +379,20 @@ def _plot_sysid(sysid: dict, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     names = list(sysid["values"])
+    hidden = sysid.get("not_fitted") or {}
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4))
     x = range(len(names))
-    ax.errorbar(
-        x,
-        [sysid["values"][k] for k in names],
-        yerr=[2 * sysid["std"][k] for k in names],
-        fmt="o",
-        color="C0",
-        capsize=4,
-        label="identified (+-2 std, episode jackknife)",
-    )
-    if sysid.get("truth"):
-        ax.plot(x, [sysid["truth"][k] for k in names], "x", color="C3", markersize=10, label="hidden truth")
+    ax.errorbar(x, [sysid["values"][k] for k in names], yerr=[2 * sysid["std"][k] for k in names], fmt="o",
+                color="C0", capsize=4, label="identified (+-2 std, episode jackknife)")  # fmt: skip
+    truth = sysid.get("truth") or {}
+    tx = [i for i, k in enumerate(names) if k in truth] + [len(names) + i for i in range(len(hidden))]
+    ty = [truth[k] for k in names if k in truth] + list(hidden.values())
+    if tx:
+        ax.plot(tx, ty, "x", color="C3", markersize=10, label="hidden truth")
+    labels = [f"{k}\n{'identified' if sysid['identified'][k] else 'NOT identifiable'}" for k in names]
+    labels += [f"{k}\nnot fitted" for k in hidden]
+    ax.set_xticks(range(len(labels)), labels)
     ax.axhline(1.0, color="grey", lw=0.8, ls=":")
-    ax.set_xticks(list(x), [f"{k}\n{'identified' if sysid['identified'][k] else 'NOT identifiable'}" for k in names])
     ax.set_ylabel("factor of nominal (latency: control steps)")
     ax.set_title("System identification")
     ax.legend(fontsize=8)
