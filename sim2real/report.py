@@ -420,6 +420,12 @@ def _pct(x: Any) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
 
+def _section(title: str, plot: str, columns: tuple[str, ...], intro: str | None = None) -> list[str]:
+    """A ``report.md`` section's heading, plot, optional paragraph and table header."""
+    head = [f"## {title}", "", f"![{title}]({plot})", ""] + ([intro, ""] if intro else [])
+    return [*head, "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+
+
 def markdown(report: dict) -> str:
     """``report.md``: the report's numbers as tables a person reads."""
     L = [
@@ -432,14 +438,8 @@ def markdown(report: dict) -> str:
     ]
     tr = report.get("transfer")
     if tr:
-        L += [
-            "## Cross-simulator transfer",
-            "",
-            f"![transfer]({report['plots']['transfer']})",
-            "",
-            "| backend | episodes | success (95% CI) | mean return (95% CI) | success drop | return drop |",
-            "|---|---|---|---|---|---|",
-        ]
+        cols = ("backend", "episodes", "success (95% CI)", "mean return (95% CI)", "success drop", "return drop")
+        L += _section("Cross-simulator transfer", report["plots"]["transfer"], cols)
         for name, b in tr["backends"].items():
             ci, rci = b["success_ci95"], b.get("return_ci95") or [None, None]
             L.append(
@@ -452,14 +452,8 @@ def markdown(report: dict) -> str:
         L.append("")
     rb = report.get("robustness")
     if rb:
-        L += [
-            "## Robustness curves",
-            "",
-            f"![robustness]({report['plots']['robustness']})",
-            "",
-            "| parameter | training range | swept | success in range | success out of range | drop |",
-            "|---|---|---|---|---|---|",
-        ]
+        cols = ("parameter", "training range", "swept", "success in range", "success out of range", "drop")
+        L += _section("Robustness curves", report["plots"]["robustness"], cols)
         for name, t in rb["terms"].items():
             v = t["values"]
             L.append(
@@ -470,18 +464,13 @@ def markdown(report: dict) -> str:
         L.append("")
     si = report.get("sysid")
     if si:
-        L += [
-            "## System identification",
-            "",
-            f"![sysid]({report['plots']['sysid']})",
-            "",
+        intro = (
             f"CMA-ES, {si['evaluations']} candidate replays in {si['seconds']:.0f} s; replay loss "
             f"{_f(si['loss_nominal'])} (nominal) -> {_f(si['loss_fit'])} (fit). Fitted randomization preset: "
-            f"`{si.get('preset_file', '')}`.",
-            "",
-            "| parameter | identified | std | truth | error | identifiable |",
-            "|---|---|---|---|---|---|",
-        ]
+            f"`{si.get('preset_file', '')}`."
+        )
+        cols = ("parameter", "identified", "std", "truth", "error", "identifiable")
+        L += _section("System identification", report["plots"]["sysid"], cols, intro)
         for k, v in si["values"].items():
             truth = (si.get("truth") or {}).get(k)
             err = (si.get("relative_error") or {}).get(k)
@@ -496,14 +485,8 @@ def markdown(report: dict) -> str:
         L.append("")
     rp = report.get("replay")
     if rp:
-        L += [
-            "## Log replay",
-            "",
-            f"![replay]({report['plots']['replay']})",
-            "",
-            "| logs | episodes | error | nominal | identified | ratio |",
-            "|---|---|---|---|---|---|",
-        ]
+        cols = ("logs", "episodes", "error", "nominal", "identified", "ratio")
+        L += _section("Log replay", report["plots"]["replay"], cols)
         for s in rp["log_sets"]:
             for k, before in s["nominal"]["summary"].items():
                 after = s["identified"]["summary"].get(k)
@@ -514,18 +497,13 @@ def markdown(report: dict) -> str:
         L.append("")
     rk = report.get("rank_fidelity")
     if rk:
-        L += [
-            "## Ranking fidelity",
-            "",
-            f"![rank]({report['plots']['rank_fidelity']})",
-            "",
+        intro = (
             f"Sim: {rk['sim']['label']}; reference: {rk['reference']['label']}; {rk['episodes']} episodes per "
             f"checkpoint. **Pearson r = {_f(rk['pearson_r'])}, MMRV = {_f(rk['mmrv'])}** (SIMPLER's published "
-            "real-vs-sim values span r 0.57-1.0, MMRV 0-0.12).",
-            "",
-            "| checkpoint | sim success | reference success |",
-            "|---|---|---|",
-        ]
+            "real-vs-sim values span r 0.57-1.0, MMRV 0-0.12)."
+        )
+        cols = ("checkpoint", "sim success", "reference success")
+        L += _section("Ranking fidelity", report["plots"]["rank_fidelity"], cols, intro)
         for c in rk["checkpoints"]:
             L.append(
                 f"| {c['checkpoint']} | {_pct(c['sim']['success_rate'])} | {_pct(c['reference']['success_rate'])} |"
