@@ -426,6 +426,11 @@ def _section(title: str, plot: str, columns: tuple[str, ...], intro: str | None 
     return [*head, "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
 
 
+def _row(*cells: Any) -> str:
+    """One markdown table row."""
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
 def markdown(report: dict) -> str:
     """``report.md``: the report's numbers as tables a person reads."""
     L = [
@@ -442,11 +447,9 @@ def markdown(report: dict) -> str:
         L += _section("Cross-simulator transfer", report["plots"]["transfer"], cols)
         for name, b in tr["backends"].items():
             ci, rci = b["success_ci95"], b.get("return_ci95") or [None, None]
-            L.append(
-                f"| {name} | {b['episodes']} | {_pct(b['success_rate'])} ({_pct(ci[0])}-{_pct(ci[1])}) | "
-                f"{_f(b['mean_return'], 4)} ({_f(rci[0], 4)}-{_f(rci[1], 4)}) | {_pct(b.get('success_drop'))} | "
-                f"{_pct(b.get('return_drop'))} |"
-            )
+            success = f"{_pct(b['success_rate'])} ({_pct(ci[0])}-{_pct(ci[1])})"
+            ret = f"{_f(b['mean_return'], 4)} ({_f(rci[0], 4)}-{_f(rci[1], 4)})"
+            L.append(_row(name, b["episodes"], success, ret, _pct(b.get("success_drop")), _pct(b.get("return_drop"))))
         if tr.get("not_installed"):
             L.append(f"\nNot installed: {', '.join(tr['not_installed'])}.")
         L.append("")
@@ -456,11 +459,11 @@ def markdown(report: dict) -> str:
         L += _section("Robustness curves", report["plots"]["robustness"], cols)
         for name, t in rb["terms"].items():
             v = t["values"]
-            L.append(
-                f"| {name} ({t['kind']}, {t['unit']}) | {_f(t['training_range'][0])}-{_f(t['training_range'][1])} | "
-                f"{_f(v[0])}-{_f(v[-1])} | {_pct((t['in_range'] or {}).get('success_rate'))} | "
-                f"{_pct((t['out_of_range'] or {}).get('success_rate'))} | {_pct(t.get('out_of_range_drop'))} |"
-            )
+            lo, hi = t["training_range"]
+            inside, outside = t["in_range"] or {}, t["out_of_range"] or {}
+            L.append(_row(f"{name} ({t['kind']}, {t['unit']})", f"{_f(lo)}-{_f(hi)}", f"{_f(v[0])}-{_f(v[-1])}",
+                          _pct(inside.get("success_rate")), _pct(outside.get("success_rate")),
+                          _pct(t.get("out_of_range_drop"))))  # fmt: skip
         L.append("")
     si = report.get("sysid")
     if si:
@@ -474,10 +477,8 @@ def markdown(report: dict) -> str:
         for k, v in si["values"].items():
             truth = (si.get("truth") or {}).get(k)
             err = (si.get("relative_error") or {}).get(k)
-            L.append(
-                f"| {k} | {_f(v)} | {_f(si['std'][k], 2)} | {_f(truth)} | {_pct(err)} | "
-                f"{'yes' if si['identified'][k] else 'no: the loss barely changes with it'} |"
-            )
+            ok = "yes" if si["identified"][k] else "no: the loss barely changes with it"
+            L.append(_row(k, _f(v), _f(si["std"][k], 2), _f(truth), _pct(err), ok))
         if si.get("not_fitted"):
             hidden = ", ".join(f"{k} x{_f(v)}" for k, v in si["not_fitted"].items())
             L.append(f"\nHidden changes not fitted: {hidden} (`--fit-params`; what kinematic logs cannot show is "
@@ -490,10 +491,7 @@ def markdown(report: dict) -> str:
         for s in rp["log_sets"]:
             for k, before in s["nominal"]["summary"].items():
                 after = s["identified"]["summary"].get(k)
-                L.append(
-                    f"| {s['logs']} | {s['episodes']} | {k} | {_f(before)} | {_f(after)} | "
-                    f"{_f(s['improvement'].get(k))}x |"
-                )
+                L.append(_row(s["logs"], s["episodes"], k, _f(before), _f(after), f"{_f(s['improvement'].get(k))}x"))
         L.append("")
     rk = report.get("rank_fidelity")
     if rk:
@@ -505,9 +503,7 @@ def markdown(report: dict) -> str:
         cols = ("checkpoint", "sim success", "reference success")
         L += _section("Ranking fidelity", report["plots"]["rank_fidelity"], cols, intro)
         for c in rk["checkpoints"]:
-            L.append(
-                f"| {c['checkpoint']} | {_pct(c['sim']['success_rate'])} | {_pct(c['reference']['success_rate'])} |"
-            )
+            L.append(_row(c["checkpoint"], _pct(c["sim"]["success_rate"]), _pct(c["reference"]["success_rate"])))
         L.append("")
     return "\n".join(L)
 
