@@ -389,7 +389,7 @@ def _plot_sysid(sysid: dict, path: Path) -> Path:
     ty = [truth[k] for k in names if k in truth] + list(hidden.values())
     if tx:
         ax.plot(tx, ty, "x", color="C3", markersize=10, label="hidden truth")
-    labels = [f"{k}\n{'identified' if sysid['identified'][k] else 'NOT identifiable'}" for k in names]
+    labels = [f"{k}\n{'identifiable' if sysid['identified'][k] else 'NOT identifiable'}" for k in names]
     labels += [f"{k}\nnot fitted" for k in hidden]
     ax.set_xticks(range(len(labels)), labels)
     ax.axhline(1.0, color="grey", lw=0.8, ls=":")
