@@ -1,6 +1,7 @@
 """``worldloop bench``: env-steps/s of a task, against the raw physics limit in the same run.
 
     worldloop bench --task Franka-Reach-v0 --num-envs 1024 [--no-randomization] [--json]
+    worldloop bench --suite [--tasks Franka-Lift-v0 Franka-Push-v0]      # every task, one table
     worldloop bench --task Franka-Lift-v0 --randomization-overhead
     worldloop bench --parameter-mechanisms franka_table.xml --nstep 4
 
@@ -48,6 +49,11 @@ class BenchCfg:
     """Drop the task's domain randomization terms."""
     json: bool = False
     """Print one JSON object instead of text."""
+    suite: bool = False
+    """Instead: every registered task (or ``--tasks``) in turn at ``--num-envs``, each with its randomization
+    preset, printed as one markdown table (the one BENCHMARKS.md holds)."""
+    tasks: tuple[str, ...] | None = None
+    """``--suite``: the tasks; default every registered task."""
     randomization_overhead: bool = False
     """Instead: env-steps/s with the task's randomization terms and without, in alternating rounds."""
     parameter_mechanisms: str | None = None
@@ -109,6 +115,32 @@ def bench(task: str, backend: str, num_envs: int, steps: int, seed: int = 0, **o
     return out
 
 
+SUITE_COLUMNS = ("task", "decimation", "env-steps/s", "physics steps/s", "raw mujoco.rollout steps/s", "ratio",
+                 "physics share of env step")  # fmt: skip
+"""Columns of the ``--suite`` table."""
+
+
+def suite(tasks: Sequence[str] | None, backend: str, num_envs: int, steps: int, seed: int = 0) -> list[dict]:
+    """:func:`bench` of every task in turn (default: every registered one), printing a markdown table
+    row as each finishes; returns the results."""
+    from worldloop.tasks import list_tasks
+
+    names = list(tasks) if tasks else [s.id for s in list_tasks()]
+    print("| " + " | ".join(SUITE_COLUMNS) + " |\n|" + "---|" * len(SUITE_COLUMNS), flush=True)
+    results = []
+    for name in names:
+        r = bench(name, backend, num_envs, steps, seed)
+        raw = r.get("raw_physics_steps_per_s")
+        cells = (name, r["decimation"], f"{r['env_steps_per_s']:,.0f}", f"{r['physics_steps_per_s']:,.0f}",
+                 "-" if raw is None else f"{raw:,.0f}", "-" if raw is None else f"{r['ratio_to_raw']:.2f}",
+                 f"{r['physics_time_fraction']:.2f}")  # fmt: skip
+        print("| " + " | ".join(str(c) for c in cells) + " |", flush=True)
+        results.append(r)
+    print(f"\n{backend} backend, {num_envs} envs, {steps} steps of uniform random actions, randomization presets on "
+          f"[{_machine()}]")  # fmt: skip
+    return results
+
+
 def raw_rollout_limit(env, state0, ctrl: torch.Tensor, chunk_steps: int = 50) -> float:
     """Physics steps/s of ``mujoco.rollout`` replaying ``ctrl`` ``(steps, N, nu)`` from ``state0``
     ``(N, nstate)`` (``mjSTATE_FULLPHYSICS``)."""
@@ -154,6 +186,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
     import tyro
 
     a = tyro.cli(BenchCfg, args=argv, prog="worldloop bench", config=(tyro.conf.FlagCreatePairsOff,))
+    if a.suite:
+        results = suite(a.tasks, a.backend, a.num_envs, a.steps or 200, a.seed)
+        if a.json:
+            print(json.dumps(results))
+        return {"suite": results}
     if a.parameter_mechanisms or a.randomization_overhead:
         from worldloop.scripts import bench_randomization as br
 

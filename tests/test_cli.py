@@ -101,6 +101,16 @@ def test_bench_reports_ratio_to_raw_physics():
     assert res["ratio_to_raw"] == pytest.approx(res["physics_steps_per_s"] / res["raw_physics_steps_per_s"])
 
 
+def test_bench_suite_prints_one_row_per_task():
+    out = run("bench", "--suite", "--tasks", "Cartpole-v0", "Franka-Reach-v0", "--num-envs", "8", "--steps", "5").stdout
+    rows = [line for line in out.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| task | decimation | env-steps/s")
+    assert [r.split(" | ")[0].strip("| ") for r in rows[1:]] == ["Cartpole-v0", "Franka-Reach-v0"]
+    for r in rows[1:]:
+        ratio = float(r.split(" | ")[5])
+        assert 0.0 < ratio < 1.5
+
+
 def test_readme_test_command_is_what_ci_runs():
     ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
     assert ci in (ROOT / "README.md").read_text()
