@@ -240,8 +240,10 @@ def plot_rank(result: Mapping, path: str | Path) -> Path:
     ax.plot([0, 100], [0, 100], color="0.6", ls="--", lw=1, label="sim = reference")
     for i, r in enumerate(rows):
         x, y = 100 * r["sim"]["success_rate"], 100 * r["reference"]["success_rate"]
-        xerr = [[x - 100 * r["sim"]["success_ci95"][0]], [100 * r["sim"]["success_ci95"][1] - x]]
-        yerr = [[y - 100 * r["reference"]["success_ci95"][0]], [100 * r["reference"]["success_ci95"][1] - y]]
+        # max(0, ...): a Wilson bound equal to the rate can land a rounding error on the wrong side of it
+        xerr = [[max(0.0, x - 100 * r["sim"]["success_ci95"][0])], [max(0.0, 100 * r["sim"]["success_ci95"][1] - x)]]
+        yerr = [[max(0.0, y - 100 * r["reference"]["success_ci95"][0])],
+                [max(0.0, 100 * r["reference"]["success_ci95"][1] - y)]]  # fmt: skip
         ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="o", color="C0", ecolor="C0", alpha=0.8, capsize=3)
         below = i % 2  # alternate sides: neighbouring checkpoints often land close together
         ax.annotate(f"it {r['iteration']}", (x, y), xytext=(6, -11 if below else 4), textcoords="offset points",

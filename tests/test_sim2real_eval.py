@@ -279,3 +279,17 @@ def test_rank_fidelity_refuses_few_checkpoints_and_unknown_pins(runs):
         rank_fidelity(runs["rand"], reference={"pins": {"cube_mass": 2.0}}, episodes=4)
     with pytest.raises(ValueError, match=r"no field\(s\) \['pin'\]"):
         rank_fidelity(runs["rand"], reference={"pin": {"pole_mass": 2.0}}, episodes=4)
+
+
+def test_rank_plot_takes_a_success_rate_of_one(tmp_path):
+    """A Wilson bound equal to the rate may round to the wrong side of it; the plot must still draw."""
+    from worldloop.envs.loop import wilson_interval
+
+    def stats(s: int) -> dict:
+        return {"episodes": 100, "successes": s, "success_rate": s / 100, "success_ci95": list(wilson_interval(s, 100))}
+
+    rows = [{"checkpoint": f"model_{i}.pt", "iteration": i, "sim": stats(s), "reference": stats(s)}
+            for i, s in enumerate((0, 23, 97, 100, 100, 99))]  # fmt: skip
+    result = {"task": "T", "checkpoints": rows, "pearson_r": 1.0, "mmrv": 0.0, "episodes": 100,
+              "sim": {"label": "mujoco"}, "reference": {"label": "newton"}}  # fmt: skip
+    assert is_png(plot_rank(result, tmp_path / "rank.png"))
