@@ -166,9 +166,11 @@ class Runner(OnPolicyRunner):
         steps_per_s = (
             self.cfg["num_steps_per_env"] * self.env.num_envs * lg.gpu_world_size / (collect_time + learn_time)
         )
-        stats = getattr(self.env, "last_stats", {})
-        # The task's own return (rsl-rl's buffer holds the reward PPO saw, times ``reward_scale``).
-        ret = stats.get("return", statistics.mean(lg.rewbuffer) if lg.rewbuffer else None)
+        stats = getattr(self.env, "last_stats", None)
+        if stats is None:  # not a worldloop env: rsl-rl's buffer of the reward PPO saw
+            stats, ret = {}, (statistics.mean(lg.rewbuffer) if lg.rewbuffer else None)
+        else:  # the task's own return; none when no episode ended (rsl-rl's is times ``reward_scale``)
+            ret = stats.get("return")
         success = stats.get("success")
         # Physics resets (diverged envs reset and counted) in this iteration: a run whose physics keeps
         # diverging shows it here, not only in tensorboard.

@@ -192,7 +192,9 @@ def train(cfg: TrainCfg) -> dict:
         )
     t0 = time.perf_counter()
     if remaining > 0:
-        runner.learn(num_learning_iterations=remaining, init_at_random_ep_len=not cfg.resume)
+        # A resumed run too starts its envs at random points of their episodes: started together, their
+        # episodes end together and PPO's batches swing with them (BENCHMARKS.md, "Resuming").
+        runner.learn(num_learning_iterations=remaining, init_at_random_ep_len=True)
     train_s = time.perf_counter() - t0
     env_steps = max(remaining, 0) * cfg.num_envs * cfg.agent.num_steps_per_env * world
     if world > 1:

@@ -352,3 +352,23 @@ def test_init_from_a_run_with_another_actor_names_the_differing_setting(tmp_path
         CheckpointError, match=r"differ from .*config.json: --agent.actor-hidden-dims \[32\] here, \[16\] there$"
     ):
         train(dataclasses.replace(cfg, agent=other, run_name="init", init=source))
+
+
+def test_the_progress_line_shows_no_return_when_no_episode_ended(tmp_path, monkeypatch, capsys):
+    """The return shown is the task's; with no finished episode it is '-', never rsl-rl's buffer of the
+    scaled reward PPO saw (which read as a collapse: ~80 instead of ~4,000 on Lift after a resume)."""
+    from worldloop.envs.batched_env import BatchedEnv
+    from worldloop.policies.train import TrainCfg, train
+
+    pop = BatchedEnv.pop_episode_stats
+
+    def no_episode_ended(self):
+        pop(self)  # the env's own bookkeeping still runs
+        return {"episodes": 0.0, "physics_resets": 0.0}
+
+    monkeypatch.setattr(BatchedEnv, "pop_episode_stats", no_episode_ended)
+    cfg = TrainCfg.from_task("Cartpole-v0", num_envs=8, max_iterations=3, eval_episodes=0, log_root=str(tmp_path))
+    cfg.agent.num_steps_per_env = 16  # random Cartpole episodes end within a few dozen steps
+    train(cfg)
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("it ")]
+    assert len(lines) == 3 and all("return     -  " in ln for ln in lines), lines
