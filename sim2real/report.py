@@ -228,7 +228,7 @@ def write_report(cfg: ReportCfg, progress: Callable[[str], None] = print) -> dic
         )
         report["sysid"] = _sysid_section(fit, params, truth)
         progress("[sim2real] replay with nominal and identified parameters")
-        report["replay"] = _replay_section(logs, params, fit, log_items)
+        report["replay"] = _replay_section(logs, params, fit)
         report["plots"]["replay"] = _plot_replay(report["replay"], out / "replay.png").name
         report["plots"]["sysid"] = _plot_sysid(report["sysid"], out / "sysid.png").name
         preset = {k: dataclasses.asdict(v) for k, v in fit.preset().items()}
@@ -305,7 +305,7 @@ def _sysid_section(fit: SysIdResult, params: dict[str, RandTerm], truth: dict | 
     return d
 
 
-def _replay_section(logs: dict[str, RobotLogs], params: dict[str, RandTerm], fit: SysIdResult, items) -> dict:
+def _replay_section(logs: dict[str, RobotLogs], params: dict[str, RandTerm], fit: SysIdResult) -> dict:
     nominal = {k: 0.0 if t.kind == "action_latency" else 1.0 for k, t in params.items()}
     sets = []
     for name, lg in logs.items():
