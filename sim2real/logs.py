@@ -15,7 +15,8 @@ LeRobot v3.0 dataset (``worldloop collect`` output, or a real robot's): frame fe
     ``observation.qpos``       measured coordinates, the feature's ``names`` as above (a real robot's
                                may use ``observation.state`` with such ``names`` instead)
     ``observation.effort``     optional, ``(n,)`` measured torques [N m], ``names``: actuator names
-``info.json``'s ``robot_type`` must be the env's (``franka_panda``) and its ``fps`` the env's policy rate.
+``info.json``'s ``robot_type`` must be the env's (``franka`` for the Franka scenes) and its ``fps``
+the env's policy rate.
 
 CSV (one row per frame, a header row, any column order):
     ``episode_index``, ``frame_index``     integers; frames of an episode are 0, 1, 2, ... (any row order)

@@ -146,6 +146,7 @@ def write_report(cfg: ReportCfg, progress: Callable[[str], None] = print) -> dic
     for _, p in log_items:
         if not p.exists():
             raise FileNotFoundError(f"--logs {p}: no such dataset directory or CSV file")
+    given_logs = {name: _read(name, p) for name, p in log_items}  # a bad log is refused before anything runs
     unknown = sorted(set(cfg.fit_params) - set(FRANKA_PARAMS))
     if unknown:
         raise ValueError(f"--fit-params {unknown} unknown; parameters: {sorted(FRANKA_PARAMS)}")
@@ -209,17 +210,10 @@ def write_report(cfg: ReportCfg, progress: Callable[[str], None] = print) -> dic
             truth[item] = collect_reality(t, d, episodes=cfg.reality_episodes, changes=cfg.reality_changes,
                                           seed=cfg.seed + 1, policy=policy or "expert")  # fmt: skip
             log_items.append((item, d))
+            given_logs[item] = _read(item, d)
     report["replay"] = report["sysid"] = None
-    if log_items:
-        logs = {}
-        for name, p in log_items:
-            probe = make(name.partition(":")[0], num_envs=1)
-            try:
-                key = name if name not in logs else f"{name}#{len(logs)}"
-                logs[key] = read_logs(p, probe)
-                logs[key].task = probe.task_id
-            finally:
-                probe.close()
+    if given_logs:
+        logs = given_logs
         params = {k: FRANKA_PARAMS[k] for k in cfg.fit_params}
         n_eps = sum(lg.num_episodes for lg in logs.values())
         progress(f"[sim2real] system identification of {list(params)} on {n_eps} episodes")
@@ -266,6 +260,17 @@ def write_report(cfg: ReportCfg, progress: Callable[[str], None] = print) -> dic
     (out / "report.md").write_text(markdown(report))
     progress(f"[sim2real] report in {out} ({report['seconds']:.0f} s)")
     return report
+
+
+def _read(name: str, path: Path) -> RobotLogs:
+    """The log at ``path``, checked against an env of task ``name`` (``TASK`` or ``TASK:probe``)."""
+    probe = make(name.partition(":")[0], num_envs=1)
+    try:
+        logs = read_logs(path, probe)
+        logs.task = probe.task_id
+        return logs
+    finally:
+        probe.close()
 
 
 def _has_params(task: str, names: dict[str, float]) -> bool:
@@ -339,6 +344,7 @@ def _replay_section(logs: dict[str, RobotLogs], params: dict[str, RandTerm], fit
 
 def _plot_replay(replay: dict, path: Path) -> Path:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -374,6 +380,7 @@ def _plot_replay(replay: dict, path: Path) -> Path:
 
 def _plot_sysid(sysid: dict, path: Path) -> Path:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -400,6 +407,7 @@ def _plot_sysid(sysid: dict, path: Path) -> Path:
     ax2.semilogy(range(1, len(sysid["history"]) + 1), sysid["history"], color="C0")
     ax2.axhline(sysid["loss_nominal"], color="C3", ls="--", label="nominal parameters")
     ax2.set_xlabel("CMA-ES generation")
+    ax2.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax2.set_ylabel("replay loss (best so far)")
     ax2.set_title("Fit progress")
     ax2.legend()
@@ -456,7 +464,11 @@ def markdown(report: dict) -> str:
     rb = report.get("robustness")
     if rb:
         cols = ("parameter", "training range", "swept", "success in range", "success out of range", "drop")
-        L += _section("Robustness curves", report["plots"]["robustness"], cols)
+        note = None
+        if report["config"].get("terms_from"):
+            note = (f"Terms and training ranges of `{report['config']['terms_from']}` (`--terms-from`): this run "
+                    "itself was trained without them.")  # fmt: skip
+        L += _section("Robustness curves", report["plots"]["robustness"], cols, note)
         for name, t in rb["terms"].items():
             v = t["values"]
             lo, hi = t["training_range"]
@@ -470,7 +482,9 @@ def markdown(report: dict) -> str:
         intro = (
             f"CMA-ES, {si['evaluations']} candidate replays in {si['seconds']:.0f} s; replay loss "
             f"{_f(si['loss_nominal'])} (nominal) -> {_f(si['loss_fit'])} (fit). Fitted randomization preset: "
-            f"`{si.get('preset_file', '')}`."
+            f"`{si.get('preset_file', '')}`. The std is an episode jackknife: a lower bound, blind to a bias "
+            "every episode shares (contact in open-loop replay, a parameter not fitted); 'identifiable' says the "
+            "loss responds to the parameter, not that the fit is right."
         )
         cols = ("parameter", "identified", "std", "truth", "error", "identifiable")
         L += _section("System identification", report["plots"]["sysid"], cols, intro)
@@ -487,11 +501,15 @@ def markdown(report: dict) -> str:
     rp = report.get("replay")
     if rp:
         cols = ("logs", "episodes", "error", "nominal", "identified", "ratio")
+        unit = {"joint_rmse": "rad", "effort_rmse": "N m"}
         L += _section("Log replay", report["plots"]["replay"], cols)
         for s in rp["log_sets"]:
             for k, before in s["nominal"]["summary"].items():
                 after = s["identified"]["summary"].get(k)
-                L.append(_row(s["logs"], s["episodes"], k, _f(before), _f(after), f"{_f(s['improvement'].get(k))}x"))
+                k_unit = f"{k} [{unit.get(k, 'm')}]"
+                L.append(
+                    _row(s["logs"], s["episodes"], k_unit, _f(before), _f(after), f"{_f(s['improvement'].get(k))}x")
+                )
         L.append("")
     rk = report.get("rank_fidelity")
     if rk:

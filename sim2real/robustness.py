@@ -502,6 +502,7 @@ def plot_robustness(
     training range shaded and the nominal value dashed; several results (e.g. a run trained with and one
     without randomization, swept over the same terms) are drawn over each other, named by ``labels``."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -530,6 +531,10 @@ def plot_robustness(
             ax.fill_between(x, band_lo, band_hi, color=color, alpha=0.2)
         if first.get("spacing") == "log":
             ax.set_xscale("log")
+            ticks = first["values"][:: -(-len(first["values"]) // 5)]  # at most 5 sweep points, plainly written
+            ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FixedFormatter([f"{v:.3g}" for v in ticks]))
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         what = "half-width" if first["quantity"] == "half_width" else "value"
         ax.set_xlabel(f"{what} [{first['unit']}]")
         ax.set_ylabel("success rate [%] (95% CI)")

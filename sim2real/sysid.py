@@ -284,11 +284,13 @@ def identify(
             trials = {}
             for v in close:
                 say(f"latency {v}: a short fit ({short.generations} generations)")
-                trials[v] = _cma(pop, cont, params, {latency[0]: float(v)}, short, size, say)
+                trials[v] = _cma(
+                    pop, cont, params, {latency[0]: float(v)}, short, size, say, label=f"latency {v} trial"
+                )
             lat = min(trials, key=lambda v: trials[v][1])
             fixed = {latency[0]: float(lat)}
             best_x, best, history = trials[lat]
-            say(f"latency: {lat} step(s) fits best")
+            say(f"latency: {lat} step(s) fits best; the fit continues from its trial")
         if cont:
             best_x, best, h = _cma(pop, cont, params, fixed, cfg, size, say, x0=best_x)
             history += h
@@ -327,7 +329,7 @@ def identify(
         pop.close()
 
 
-def _cma(pop, cont, params, fixed, cfg, size, say, x0=None):
+def _cma(pop, cont, params, fixed, cfg, size, say, x0=None, label="fit"):
     import cma
 
     lo = [math.log(params[k].range[0]) for k in cont]
@@ -347,7 +349,7 @@ def _cma(pop, cont, params, fixed, cfg, size, say, x0=None):
         if f[i] < best:
             best, best_x = float(f[i]), np.asarray(xs[i])
         history.append(best)
-        say(f"generation {g + 1:3d}  best loss {best:.4g}  " + "  ".join(
+        say(f"{label}: generation {g + 1:3d}  best loss {best:.4g}  " + "  ".join(
             f"{k} {math.exp(x):.3f}" for k, x in zip(cont, best_x, strict=True)))  # fmt: skip
         if es.stop():
             break

@@ -208,3 +208,12 @@ def test_report_refuses_robustness_of_a_run_without_randomization_before_running
     assert not (tmp_path / "r").exists()
     with pytest.raises(FileNotFoundError, match="--logs"):
         write_report(ReportCfg(run=str(run), robustness=False, logs=(str(tmp_path / "nope.csv"),)))
+    bad = write_csv(
+        tmp_path / "bad.csv",
+        ["episode_index", "frame_index", *[f"action.{i}" for i in range(5)], "shoulder_pan"],
+        [[0, 0, 0, 0, 0, 0, 0, 0.1], [0, 1, 0, 0, 0, 0, 0, 0.1]],
+    )
+    with pytest.raises(LogError, match="shoulder_pan"):  # before any evaluation runs or anything is written
+        write_report(ReportCfg(run=str(run), out=str(tmp_path / "r2"), robustness=False, logs=(f"{PUSH}={bad}",)),
+                     progress=lambda s: None)  # fmt: skip
+    assert not (tmp_path / "r2").exists()
