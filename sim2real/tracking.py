@@ -19,7 +19,6 @@ import math
 from dataclasses import dataclass
 
 import mujoco
-import numpy as np
 import torch
 
 from worldloop.envs.batched_env import BatchedEnv
@@ -286,24 +285,21 @@ def replay_logs(
 def _grip_positions(
     env: BatchedEnv, tr: Tracking, qpos0: torch.Tensor
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """Forward kinematics of the ``grip`` site for the replayed and logged joints (MuJoCo, CPU)."""
+    """Forward kinematics of the ``grip`` site for the replayed and logged joints, all frames at once."""
+    from worldloop.envs.kinematics import ForwardKinematics
+
     m = env.mj_model
     site = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_SITE, "grip")
     if site < 0:
         return None, None
-    idx = coord_index(env, tr.coords).numpy()
-    d = mujoco.MjData(m)
-    base = qpos0.cpu().double().numpy()
+    body = int(m.site_bodyid[site])
+    fk = ForwardKinematics(m, torch.device("cpu"))
+    idx = coord_index(env, tr.coords)
     out = []
     for q in (tr.sim, tr.measured):
         M, T = q.shape[:2]
-        pos = np.zeros((M, T, 3))
-        for i in range(M):
-            full = base[i].copy()
-            for t in range(T):
-                full[idx] = q[i, t].numpy()
-                d.qpos[:] = full
-                mujoco.mj_kinematics(m, d)
-                pos[i, t] = d.site_xpos[site]
-        out.append(torch.from_numpy(pos).float())
+        full = qpos0.cpu().float()[:, None].expand(M, T, -1).clone()  # unlogged coordinates: the start state
+        full[..., idx] = q
+        full = full.reshape(M * T, -1)
+        out.append(fk.site_pos(fk.body_poses(full, fk.ancestors([body]))[body], site).reshape(M, T, 3))
     return out[0], out[1]
