@@ -61,7 +61,7 @@ from worldloop.envs.randomization import RandTerm
 from worldloop.envs.randomization.terms import coerce
 from worldloop.sim2real.logs import RobotLogs
 from worldloop.sim2real.reality import FRANKA_PARAMS
-from worldloop.sim2real.tracking import JOINT_SCALE, OBJECT_SCALE, replay_logs
+from worldloop.sim2real.tracking import JOINT_SCALE, OBJECT_SCALE, Tracking, replay_logs
 from worldloop.tasks import make
 
 LATENCY_TIE = 1.25
@@ -185,33 +185,32 @@ class _Population:
                 self.envs[key] = make(task, num_envs=n, backend=backend, seed=seed, randomization=params)
         self.evaluations = 0
 
+    def _replay(self, key: str, values: list[dict[str, float]]) -> Tracking:
+        """Pin candidate ``c`` into envs ``c * E ... c * E + E - 1`` (one per episode; the last candidate
+        repeated in the unused envs) and replay log set ``key``."""
+        env, E = self.envs[key], self.logs[key].num_episodes
+        rows = values + [values[-1]] * (self.size - len(values))
+        for name in self.params:
+            col = torch.tensor([v[name] for v in rows]).repeat_interleave(E)
+            env.randomizer.set(name, col[:, None].to(env.device))
+        return replay_logs(env, self.logs[key], torch.arange(env.num_envs) % E)
+
     def losses(self, values: list[dict[str, float]]) -> np.ndarray:
         """``(len(values),)`` loss of each candidate ``{param: value}`` (at most ``size`` of them)."""
         C = len(values)
         total = np.zeros(C)
-        for task, lg in self.logs.items():
-            env, E = self.envs[task], lg.num_episodes
-            for name in self.params:
-                col = torch.tensor([values[min(i // E, C - 1)][name] for i in range(env.num_envs)])
-                env.randomizer.set(name, col[:, None].to(env.device))
-            assign = torch.arange(env.num_envs) % E
-            loss = replay_logs(env, lg, assign).loss(**self.scales)
-            total += robust_mean(loss.view(self.size, E), self.trim).double().numpy()[:C]
+        for key, lg in self.logs.items():
+            loss = self._replay(key, values).loss(**self.scales)
+            total += robust_mean(loss.view(self.size, lg.num_episodes), self.trim).double().numpy()[:C]
             self.evaluations += C
         return total
 
     def residuals(self, values: list[dict[str, float]]) -> list[list[torch.Tensor]]:
         """Each candidate's residuals: per log set ``(episodes, n)`` scaled errors, zero-padded to one ``n``."""
-        C = len(values)
-        per = [[] for _ in range(C)]
-        for task, lg in self.logs.items():
-            env, E = self.envs[task], lg.num_episodes
-            for name in self.params:
-                col = torch.tensor([values[min(i // E, C - 1)][name] for i in range(env.num_envs)])
-                env.randomizer.set(name, col[:, None].to(env.device))
-            r = replay_logs(env, lg, torch.arange(env.num_envs) % E).residuals(**self.scales)
-            r = r.reshape(self.size, E, -1).double()
-            for c in range(C):
+        per: list[list[torch.Tensor]] = [[] for _ in values]
+        for key, lg in self.logs.items():
+            r = self._replay(key, values).residuals(**self.scales).reshape(self.size, lg.num_episodes, -1).double()
+            for c in range(len(values)):
                 per[c].append(r[c])
         n = max(x.shape[1] for x in per[0])
         return [[torch.nn.functional.pad(x, (0, n - x.shape[1])) for x in p] for p in per]
