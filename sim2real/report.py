@@ -19,6 +19,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -203,8 +204,6 @@ def write_report(cfg: ReportCfg, progress: Callable[[str], None] = print) -> dic
             t, _, policy = item.partition(":")
             d = out / "reality" / item.replace(":", "_")
             if d.exists():
-                import shutil
-
                 shutil.rmtree(d)
             progress(f"[sim2real] recording held-out reality logs of {item} ({cfg.reality_episodes} episodes)")
             truth[item] = collect_reality(t, d, episodes=cfg.reality_episodes, changes=cfg.reality_changes,
