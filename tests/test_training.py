@@ -279,15 +279,16 @@ def test_resume_keeps_the_best_checkpoint(tmp_path):
 
 @pytest.mark.slow
 def test_sigkill_at_random_moments_always_resumes_and_leaves_only_whole_files(tmp_path):
-    """Runs killed before their first checkpoint and at five random moments (imports, config, training,
-    checkpoint writes, evaluation) resume to the end, and no visible file is ever half-written."""
+    """Runs killed before their first checkpoint and at three random moments (imports, config, training,
+    checkpoint writes, evaluation: a run takes ~6 s) resume to the end, and no visible file is ever
+    half-written."""
     import random
     import time
 
     rng = random.Random(0)
     args = ["train", "--task", "Cartpole-v0", "--num-envs", "16", "--max-iterations", "40", "--save-interval", "3"]
     args += ["--agent.num-steps-per-env", "8", "--eval-episodes", "8", "--log-root", str(tmp_path)]
-    for trial in range(6):
+    for trial in range(4):
         proc = subprocess.Popen(
             [*CLI, *args, "--run-name", f"k{trial}"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
@@ -296,7 +297,7 @@ def test_sigkill_at_random_moments_always_resumes_and_leaves_only_whole_files(tm
                 time.sleep(0.01)
             assert not list(tmp_path.glob("Cartpole-v0/*_k0/*.pt"))
         else:
-            time.sleep(rng.uniform(1.5, 10.0))
+            time.sleep(rng.uniform(1.5, 7.0))
         proc.kill()
         proc.wait(timeout=60)
         runs = list(tmp_path.glob(f"Cartpole-v0/*_k{trial}"))
