@@ -198,7 +198,9 @@ def mjcf_to_usd(spec: RobotSpec, out: str | os.PathLike) -> Path:
     if spec.base is not None:
         base = UsdGeom.Xform.Define(stage, f"/{spec.root_name}/{spec.base}")
         UsdPhysics.RigidBodyAPI.Apply(base.GetPrim())
-        UsdPhysics.MassAPI.Apply(base.GetPrim()).CreateMassAttr(1.0)
+        base_mass = UsdPhysics.MassAPI.Apply(base.GetPrim())
+        base_mass.CreateMassAttr(1.0)
+        base_mass.CreateDiagonalInertiaAttr(Gf.Vec3f(0.01, 0.01, 0.01))
         fixed = UsdPhysics.FixedJoint.Define(stage, joints.AppendChild("root_joint"))
         fixed.CreateBody1Rel().SetTargets([base.GetPath()])
 
