@@ -20,6 +20,7 @@ commands:
   finetune    behaviour-clone demonstrations into it     worldloop finetune --data DEMOS --init RUN
   model-eval  K-step prediction error per obs block      worldloop model-eval --run RUN --data DIR
   sim2real    sim-to-real report of a run                worldloop sim2real --run RUN
+  isaaclab-assets  stand-in USD assets for Isaac Lab   worldloop isaaclab-assets --out DIR
   list        print the registered tasks                 worldloop list
 
 `worldloop <command> --help` documents every option of a command; WORLDLOOP_DEBUG=1 shows the
@@ -27,7 +28,7 @@ traceback of an input error.
 """
 COMMANDS = (
     "train", "play", "export", "bench", "expert", "curve", "collect", "list", "pretrain", "finetune", "model-eval",
-    "sim2real",
+    "sim2real", "isaaclab-assets",
 )  # fmt: skip
 
 
@@ -44,6 +45,7 @@ def cmd_list(argv: list[str]) -> None:
     width = max(len(s.id) for s in specs)
     for s in specs:
         print(f"{s.id:<{width}}  {s.summary}")
+    print(f"{'isaaclab:<id>':<{width}}  any Isaac Lab 3.0 task, e.g. isaaclab:Isaac-Cartpole-v0 (README, 'Isaac Lab backend')")
 
 
 def main(argv: list[str] | None = None) -> None:

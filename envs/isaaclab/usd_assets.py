@@ -8,7 +8,8 @@ paths Isaac Lab's configs name, so ``ISAACSIM_ASSET_ROOT=DIR`` runs those tasks 
   plane;
 - the cart-pole (``Isaac/IsaacLab/Robots/Classic/Cartpole/cartpole.usd``): built from
   ``assets/cartpole.xml`` with Isaac Lab's names (bodies ``rail``, ``cart``, ``pole``; joints
-  ``slider_to_cart``, ``cart_to_pole``);
+  ``slider_to_cart``, ``cart_to_pole``), masses x5 so Isaac Lab's 100 N action scale acts as the
+  MJCF's 20 N motor (:data:`CARTPOLE_SPEC`);
 - the Franka Panda (``Isaac/IsaacLab/Robots/FrankaEmika/franka_panda.usda``): built from
   ``assets/franka_panda.xml`` with Isaac Lab's names (``panda_link0..7``, ``panda_hand``,
   ``panda_leftfinger``, ``panda_rightfinger``; ``panda_joint1..7``, ``panda_finger_joint1..2``), its
@@ -63,6 +64,9 @@ class RobotSpec:
     """Variant sets authored (empty) on the root prim so Isaac Lab's variant selection finds them."""
     drive_damping: float | None = None
     """[N m s/rad or N s/m] drive damping of actuated joints; default the servo's own ``-biasprm[2]``."""
+    mass_scale: float = 1.0
+    """Factor on every mass and inertia. Equations of motion are homogeneous in mass and force, so
+    scaling the masses by ``k`` under forces ``k F`` moves the robot as the MJCF does under ``F``."""
 
 
 CARTPOLE_SPEC = RobotSpec(
@@ -71,6 +75,9 @@ CARTPOLE_SPEC = RobotSpec(
     body_names={"cart": "cart", "pole": "pole"},
     joint_names={"slider": "slider_to_cart", "hinge": "cart_to_pole"},
     base="rail",
+    # Isaac-Cartpole pushes with 100 N per unit action, the MJCF's motor with 20 N: masses x5 make one
+    # unit of action move the cart-pole as Cartpole-v0's does (same observations, in the same order).
+    mass_scale=5.0,
 )
 FRANKA_SPEC = RobotSpec(
     mjcf="franka_panda.xml",
@@ -210,9 +217,9 @@ def mjcf_to_usd(spec: RobotSpec, out: str | os.PathLike) -> Path:
         prim.AddOrientOp().Set(_quat(d.xquat[b]))
         UsdPhysics.RigidBodyAPI.Apply(prim.GetPrim())
         mass = UsdPhysics.MassAPI.Apply(prim.GetPrim())
-        mass.CreateMassAttr(float(m.body_mass[b]))
+        mass.CreateMassAttr(float(m.body_mass[b]) * spec.mass_scale)
         mass.CreateCenterOfMassAttr(Gf.Vec3f(*(float(v) for v in m.body_ipos[b])))
-        mass.CreateDiagonalInertiaAttr(Gf.Vec3f(*(float(v) for v in m.body_inertia[b])))
+        mass.CreateDiagonalInertiaAttr(Gf.Vec3f(*(float(v) * spec.mass_scale for v in m.body_inertia[b])))
         mass.CreatePrincipalAxesAttr(_quat(m.body_iquat[b]))
         for g in range(m.body_geomadr[b], m.body_geomadr[b] + m.body_geomnum[b]):
             gname = name(mujoco.mjtObj.mjOBJ_GEOM, g) or f"geom{g}"
