@@ -56,7 +56,8 @@ class TrainCfg(Generic[TaskCfgT]):
     max_iterations: int = 300
     """PPO iterations (each ``num_envs * agent.num_steps_per_env`` env steps); default: the task's."""
     backend: Backend = "auto"
-    """Physics backend: auto (newton on CUDA, mujoco on CPU; isaaclab for isaaclab:<id> tasks), mujoco, newton or isaaclab."""
+    """Physics backend: auto (newton on CUDA, mujoco on CPU; isaaclab for isaaclab:<id> tasks), mujoco, newton
+    or isaaclab."""
     device: str | None = None
     """Torch device for env and learner; default cuda if available else cpu."""
     seed: int = 0

@@ -45,7 +45,8 @@ def cmd_list(argv: list[str]) -> None:
     width = max(len(s.id) for s in specs)
     for s in specs:
         print(f"{s.id:<{width}}  {s.summary}")
-    print(f"{'isaaclab:<id>':<{width}}  any Isaac Lab 3.0 task, e.g. isaaclab:Isaac-Cartpole-v0 (README, 'Isaac Lab backend')")
+    example = "any Isaac Lab 3.0 task, e.g. isaaclab:Isaac-Cartpole-v0 (README, 'Isaac Lab backend')"
+    print(f"{'isaaclab:<id>':<{width}}  {example}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -138,7 +138,7 @@ def isaaclab_spec(task_id: str) -> TaskSpec:
 
     def make_env(cfg, *, num_envs, backend, device, seed, task_id):
         if backend not in ("auto", "isaaclab"):
-            raise ValueError(f"{task_id} runs on the isaaclab backend only (backend 'auto' or 'isaaclab'), got {backend!r}")
+            raise ValueError(f"{task_id} runs on the isaaclab backend (backend 'auto' or 'isaaclab'), got {backend!r}")
         return IsaacLabEnv(
             cfg, num_envs=num_envs, device=device, seed=seed, task_id=task_id, success_fn=SUCCESS.get(name)
         )

@@ -15,6 +15,7 @@ import importlib.util
 import json
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -167,7 +168,7 @@ def test_train_and_play_run_the_real_commands(asset_root, tmp_path):
                           "--env.asset-root", asset_root])  # fmt: skip
     assert summary["episodes"] == 8 and summary["env_steps"] == 2 * 32 * 16
     run = summary["run_dir"]
-    saved = json.loads((tmp_path / "isaaclab:Isaac-Cartpole-v0").joinpath(run.split("/")[-1], "config.json").read_text())
+    saved = json.loads((Path(run) / "config.json").read_text())
     assert saved["backend"] == "isaaclab" and saved["env"]["scene"] == "Isaac-Cartpole"
     out = play.main(["--run", run, "--episodes", "4", "--num-envs", "4"])
     assert out["episodes"] == 4 and out["backend"] == "isaaclab"

@@ -48,11 +48,9 @@ from worldloop.envs.batched_env import StepTiming, _env_method, check_cfg
 from worldloop.envs.randomization import RandTerm
 from worldloop.envs.task import TaskCfg
 
-SETUP = (
-    "~/.pyenv/versions/3.12.1/bin/python -m venv /work/isaaclab-env && "
-    "/work/isaaclab-env/bin/pip install -e '.[isaaclab]'"
-)
-"""The set-up command of the README's "Isaac Lab backend" section (any Python 3.12 works)."""
+SETUP = 'python3.12 -m venv /work/isaaclab-env && /work/isaaclab-env/bin/pip install -e ".[isaaclab]" pytest'
+"""The set-up command of the README's "Isaac Lab backend" section, run in the repository (any Python 3.12;
+``WORLDLOOP_ISAACLAB_ENV`` tells ``.ci/run`` another environment folder)."""
 
 PHYSICS = ("newton_mjwarp", "newton_kamino", "physx", "isaacsim_physx", "ovphysx")
 """Isaac Lab 3.0 physics presets; the Newton ones run kit-less from wheels, the PhysX ones need
@@ -477,4 +475,3 @@ def reward_weights(env_cfg: Any) -> dict[str, float]:
         if term is not None and hasattr(term, "weight"):
             out[f.name] = float(term.weight)
     return out
-
