@@ -73,10 +73,10 @@ def resolve_isaaclab_id(name: str) -> str:
 
 def _train_defaults(name: str, num_envs: int) -> TrainDefaults:
     """PPO settings of the task's rsl-rl runner config, as :class:`~worldloop.policies.ppo.PPOCfg` field names."""
-    from isaaclab_tasks.utils import load_cfg_from_registry
+    from isaaclab_tasks.utils import load_cfg_from_registry, resolve_presets
 
     try:
-        runner = load_cfg_from_registry(name, "rsl_rl_cfg_entry_point")
+        runner = resolve_presets(load_cfg_from_registry(name, "rsl_rl_cfg_entry_point"))
     except (ValueError, KeyError, AttributeError):
         return TrainDefaults(num_envs=num_envs)
     agent: dict[str, Any] = {"num_steps_per_env": int(runner.num_steps_per_env)}
