@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
         run = importlib.import_module(f"worldloop.scripts.{cmd.replace('-', '_')}").main
     try:
         run(rest)
-    except (KeyError, ValueError, FileNotFoundError) as e:  # CheckpointError, ConfigError, DatasetError too
+    except (KeyError, ValueError, FileNotFoundError, ImportError) as e:  # CheckpointError, ConfigError, ... too
         # Input errors: say what was wrong, without a traceback (WORLDLOOP_DEBUG=1 shows it).
         if os.environ.get("WORLDLOOP_DEBUG"):
             raise

@@ -106,6 +106,7 @@ def isaaclab_spec(task_id: str) -> TaskSpec:
         ImportError: Isaac Lab is not installed (the message says how to set it up).
         KeyError: an Isaac Lab id that is not registered.
     """
+    import_isaaclab()  # first: without Isaac Lab, its error says how to set it up
     from isaaclab_tasks.utils import parse_env_cfg
 
     name = resolve_isaaclab_id(task_id.removeprefix(ISAACLAB_PREFIX))
