@@ -151,6 +151,14 @@ def test_reach_franka_runs_on_the_stand_in_panda(asset_root):
             obs, reward, terminated, truncated, info = env.step(torch.zeros(4, 7))
         assert torch.isfinite(obs["policy"]).all() and torch.isfinite(reward).all()
         assert "end_effector_position_tracking" in info["reward_terms"]
+        # A curriculum term changing a weight mid-run (Reach raises action_rate's): terms stay unweighted.
+        rm = env.unwrapped.reward_manager
+        rm.get_term_cfg("action_rate").weight = -0.5
+        _, reward, _, _, info = env.step(torch.full((4, 7), 0.3))
+        current = {k: rm.get_term_cfg(k).weight for k in info["reward_terms"]}
+        weighted = sum(current[k] * v for k, v in info["reward_terms"].items())
+        torch.testing.assert_close(weighted, reward, atol=1e-5, rtol=1e-4)
+        assert info["reward_terms"]["action_rate"].abs().sum() > 0
         # Zero actions hold the default pose: the joints stay near it (the drives hold the arm up).
         q0 = robot.data.default_joint_pos.torch[:, :7]
         assert (env.qpos[:, :7] - q0).abs().max() < 0.25

@@ -10,7 +10,9 @@ evaluation, benchmarking and PPO training (rsl-rl) drive it unchanged:
 - ``reward`` ``(num_envs,)``: Isaac Lab's reward, ``step_dt * sum_k w_k f_k``. ``info["reward_terms"]``
   holds each term as ``step_dt * f_k`` (its unweighted value times the step, Isaac Lab's per-second
   weighting), so ``reward == sum(cfg.weights[k] * reward_terms[k])`` as on every worldloop task.
-  Zero-weight terms are not evaluated by Isaac Lab and read 0.
+  Zero-weight terms are not evaluated by Isaac Lab and read 0. Where the task's curriculum changes a
+  weight during training (``Isaac-Reach-Franka`` raises ``action_rate`` and ``joint_vel`` after 4,500
+  steps), the terms stay unweighted and the reward follows Isaac Lab's current weights.
 - ``terminated`` / ``truncated``: Isaac Lab's termination manager (``time_out`` terms are truncation).
 - ``info["success"]``, evaluated on the state before any autoreset, in this order: a ``success_fn``
   given to the env (``worldloop.tasks.isaaclab`` gives one where Isaac Lab's own notion is too weak to
@@ -305,11 +307,9 @@ class IsaacLabEnv:
         """``(num_envs, action_dim)`` what Isaac Lab's action manager received (it maps them to joint commands)."""
         self.num_physics_resets = torch.zeros((), dtype=torch.long, device=self.device)
 
-        rm = env.reward_manager
-        self._term_names: list[str] = list(rm.active_terms)
-        w = torch.tensor([rm.get_term_cfg(n).weight for n in self._term_names], device=self.device)
-        # Unweighted term times step_dt: the weighted step reward divided by its weight (0 where unweighted).
-        self._term_scale = torch.where(w != 0, self.step_dt / torch.where(w != 0, w, 1.0), 0.0)
+        self._term_names: list[str] = list(env.reward_manager.active_terms)
+        self._term_weights: list[float] = []
+        self._term_scale = torch.zeros(len(self._term_names), device=self.device)
         tm = env.termination_manager
         if success_fn is None and "success" in tm.active_terms:
             success_fn = lambda e, terminated: e.termination_manager.get_term("success")  # noqa: E731
@@ -402,7 +402,7 @@ class IsaacLabEnv:
         t1 = time.perf_counter()
         obs, reward, terminated, truncated, extras = env.step(self.actions)
         self.timing.physics_s += time.perf_counter() - t1
-        terms_t = env.reward_manager._step_reward * self._term_scale
+        terms_t = env.reward_manager._step_reward * self._unweighting()
         terms = {k: terms_t[:, i] for i, k in enumerate(self._term_names)}
         success = self._success.clone()
         done = terminated | truncated
@@ -435,6 +435,17 @@ class IsaacLabEnv:
         self.timing.steps += 1
         self.timing.total_s += time.perf_counter() - t0
         return obs, reward.clone(), terminated.clone(), truncated.clone(), info
+
+    def _unweighting(self) -> torch.Tensor:
+        """``(num_terms,)`` factors turning Isaac Lab's weighted step rewards into unweighted terms times
+        ``step_dt`` (0 for zero-weight terms). Recomputed when a curriculum term has changed a weight."""
+        rm = self.unwrapped.reward_manager
+        weights = [float(rm.get_term_cfg(n).weight) for n in self._term_names]
+        if weights != self._term_weights:
+            w = torch.tensor(weights, device=self.device)
+            self._term_scale = torch.where(w != 0, self.step_dt / torch.where(w != 0, w, 1.0), 0.0)
+            self._term_weights = weights
+        return self._term_scale
 
     def _check_actions(self, actions: torch.Tensor) -> torch.Tensor:
         if not isinstance(actions, torch.Tensor):
