@@ -111,20 +111,23 @@ def isaaclab_spec(task_id: str) -> TaskSpec:
 
     name = resolve_isaaclab_id(task_id.removeprefix(ISAACLAB_PREFIX))
     env_cfg = parse_env_cfg(name, device="cpu", num_envs=1, overrides=["physics=newton_mjwarp"])
-    weights = reward_weights(env_cfg)
+    task_weights = reward_weights(env_cfg)
+    task_decimation, task_length = int(env_cfg.decimation), float(env_cfg.episode_length_s)
     slug = re.sub(r"\W", "_", name)
-    cfg_cls = dataclasses.make_dataclass(
-        f"IsaacLabCfg_{slug}",
-        [
-            ("scene", str, dataclasses.field(default=name)),
-            ("decimation", int, dataclasses.field(default=int(env_cfg.decimation))),
-            ("episode_length_s", float, dataclasses.field(default=float(env_cfg.episode_length_s))),
-            ("weights", dict[str, float], dataclasses.field(default_factory=lambda: dict(weights))),
-        ],
-        bases=(IsaacLabCfg,),
-        kw_only=True,
-        module=__name__,
-    )
+
+    @dataclasses.dataclass(kw_only=True)
+    class IsaacLabTaskCfg(IsaacLabCfg):
+        scene: str = name
+        """The Isaac Lab task (gymnasium id) whose scene and managers are built."""
+        decimation: int = task_decimation
+        """Physics steps per policy step (Isaac Lab's ``decimation``; default the task's)."""
+        episode_length_s: float = task_length
+        """[s] episodes are truncated after this much simulated time (default the task's)."""
+        weights: dict[str, float] = dataclasses.field(default_factory=lambda: dict(task_weights))
+        """Weight of each term of Isaac Lab's reward manager, by term name (default the task's)."""
+
+    cfg_cls = IsaacLabTaskCfg
+    cfg_cls.__name__ = f"IsaacLabCfg_{slug}"
     cfg_cls.__doc__ = f"Settings of Isaac Lab's {name} run through worldloop (defaults: the task's own)."
     scene_envs = int(env_cfg.scene.num_envs)
     task_cls = type(
