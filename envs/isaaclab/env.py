@@ -25,7 +25,8 @@ evaluation, benchmarking and PPO training (rsl-rl) drive it unchanged:
 
 Randomization lives in Isaac Lab's event manager (``cfg.randomization`` must stay empty);
 ``qpos``/``qvel`` are the robot articulation's joint positions and velocities in Isaac Lab's joint
-order, not MuJoCo's; :meth:`set_state` is not available.
+order (``qpos_names``), not MuJoCo's; :meth:`set_state` is not available. ``env.task`` is a view
+(:class:`IsaacLabTaskView`) for consumers that read observation sizes or ask for an expert.
 
 Isaac Lab is imported when the first env is built; it needs Python 3.12 and its own environment
 (README, "Isaac Lab backend").
@@ -224,6 +225,29 @@ class _EventRandomization:
         pass
 
 
+class IsaacLabTaskView:
+    """What consumers read from ``env.task`` (datasets: observation sizes, expert, description): an Isaac
+    Lab task has its observations in its observation manager and no scripted expert."""
+
+    robot_type = "isaaclab"
+    """``info.json``'s ``robot_type`` of datasets collected from Isaac Lab tasks."""
+
+    def __init__(self, env: IsaacLabEnv) -> None:
+        self._env = env
+        self.__doc__ = f"Isaac Lab's {env.cfg.scene} (kit-less, {env.cfg.physics} physics)."
+
+    def observe(self) -> dict[str, torch.Tensor]:
+        """The observation groups of the current state (Isaac Lab's observation manager, noise included)."""
+        return self._env._groups(self._env.unwrapped.observation_manager.compute())
+
+    @classmethod
+    def has_expert(cls) -> bool:
+        return False
+
+    def expert(self) -> torch.Tensor:
+        raise NotImplementedError(f"{self._env.task_id} has no scripted expert")
+
+
 class IsaacLabEnv:
     """``num_envs`` copies of an Isaac Lab 3.0 manager-based task, stepped as one batch (module docstring).
 
@@ -326,6 +350,10 @@ class IsaacLabEnv:
 
         tm.compute = compute_then_success
         self._robot = env.scene["robot"] if "robot" in env.scene.keys() else None
+        self.qpos_names: list[str] = list(self._robot.joint_names) if self._robot is not None else []
+        """Names of the ``qpos``/``qvel`` columns: the robot's joints, Isaac Lab's order."""
+        self.nq = self.nv = len(self.qpos_names)
+        self.task = IsaacLabTaskView(self)
         self._ep_return = torch.zeros(num_envs, device=self.device)
         self._ep_len = torch.zeros(num_envs, dtype=torch.long, device=self.device)
         self._ep_terms = torch.zeros(num_envs, len(self._term_names), device=self.device)
