@@ -105,12 +105,19 @@ def isaaclab_spec(task_id: str) -> TaskSpec:
     Raises:
         ImportError: Isaac Lab is not installed (the message says how to set it up).
         KeyError: an Isaac Lab id that is not registered.
+        ValueError: a direct-workflow task (no managers to read).
     """
     import_isaaclab()  # first: without Isaac Lab, its error says how to set it up
+    from isaaclab.envs import ManagerBasedRLEnvCfg
     from isaaclab_tasks.utils import parse_env_cfg
 
     name = resolve_isaaclab_id(task_id.removeprefix(ISAACLAB_PREFIX))
     env_cfg = parse_env_cfg(name, device="cpu", num_envs=1, overrides=["physics=newton_mjwarp"])
+    if not isinstance(env_cfg, ManagerBasedRLEnvCfg):
+        raise ValueError(
+            f"{name} is a {type(env_cfg).__name__} (direct workflow): the isaaclab backend runs manager-based "
+            "Isaac Lab tasks, whose reward, termination and observation managers it reads"
+        )
     task_weights = reward_weights(env_cfg)
     task_decimation, task_length = int(env_cfg.decimation), float(env_cfg.episode_length_s)
     slug = re.sub(r"\W", "_", name)

@@ -61,6 +61,16 @@ def test_missing_asset_fails_within_seconds_naming_it_and_the_root(tmp_path):
 
 @isaaclab
 @pytest.mark.isaaclab
+def test_unknown_and_direct_workflow_ids_are_refused_clearly():
+    with pytest.raises(KeyError, match="Isaac-Cartpole,"):
+        worldloop.get_task("isaaclab:Isaac-Cartpol-v0")
+    with pytest.raises(ValueError, match="direct workflow"):
+        worldloop.get_task("isaaclab:Isaac-Cartpole-Direct-v0")
+    assert worldloop.get_task("isaaclab:Isaac-Cartpole-v0").cfg_cls().scene == "Isaac-Cartpole"
+
+
+@isaaclab
+@pytest.mark.isaaclab
 def test_unreachable_asset_host_fails_fast():
     from types import SimpleNamespace
 
