@@ -104,15 +104,17 @@ def rand_columns(env: BatchedEnv) -> dict[str, list[str]]:
 def features_of(env: BatchedEnv) -> dict[str, dict[str, Any]]:
     """The frame features a collection from ``env`` writes (LeRobot's index columns excluded)."""
     obs = env.task.observe()  # sizes only: env.get_observations() would reset a fresh env (and draw)
-    m = env.mj_model
+    m = getattr(env, "mj_model", None)
     feats: dict[str, dict[str, Any]] = {}
     for name, group in OBS_GROUPS.items():
         if group in obs:
             n = obs[group].shape[-1]
             feats[name] = layout.feature("float32", n, [f"{group}[{i}]" for i in range(n)])
     feats["action"] = layout.feature("float32", env.action_dim, [f"a[{i}]" for i in range(env.action_dim)])
-    feats["observation.qpos"] = layout.feature("float32", env.nq, coord_names(m, "qpos"))
-    feats["observation.qvel"] = layout.feature("float32", env.nv, coord_names(m, "qvel"))
+    # Envs without a MuJoCo model (the isaaclab backend) name their joints themselves.
+    names = getattr(env, "qpos_names", None)
+    feats["observation.qpos"] = layout.feature("float32", env.nq, names or coord_names(m, "qpos"))
+    feats["observation.qvel"] = layout.feature("float32", env.nv, names or coord_names(m, "qvel"))
     feats["next.reward"] = layout.feature("float32", 1)
     feats["next.done"] = layout.feature("bool", 1)
     feats["next.terminated"] = layout.feature("bool", 1)

@@ -36,8 +36,8 @@ if TYPE_CHECKING:
     from worldloop.envs.randomization import RandTerm
     from worldloop.policies.runner import Runner
 
-Backend = Literal["auto", "mujoco", "newton"]
-"""Physics backends a run can use (``auto``: newton on CUDA, mujoco on CPU)."""
+Backend = Literal["auto", "mujoco", "newton", "isaaclab"]
+"""Physics backends a run can use (``auto``: newton on CUDA, mujoco on CPU; isaaclab for ``isaaclab:`` task ids)."""
 
 PolicyKind = Literal["mlp", "world-action"]
 """The policy PPO trains: rsl-rl's MLP actor-critic, or the world-action model with its world-model loss."""
@@ -56,7 +56,8 @@ class TrainCfg(Generic[TaskCfgT]):
     max_iterations: int = 300
     """PPO iterations (each ``num_envs * agent.num_steps_per_env`` env steps); default: the task's."""
     backend: Backend = "auto"
-    """Physics backend: auto (newton on CUDA, mujoco on CPU), mujoco or newton."""
+    """Physics backend: auto (newton on CUDA, mujoco on CPU; isaaclab for isaaclab:<id> tasks), mujoco, newton
+    or isaaclab."""
     device: str | None = None
     """Torch device for env and learner; default cuda if available else cpu."""
     seed: int = 0

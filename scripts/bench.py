@@ -4,6 +4,7 @@
     worldloop bench --suite [--tasks Franka-Lift-v0 Franka-Push-v0]      # every task, one table
     worldloop bench --task Franka-Lift-v0 --randomization-overhead
     worldloop bench --parameter-mechanisms franka_table.xml --nstep 4
+    worldloop bench --task isaaclab:Isaac-Reach-Franka-v0 --num-envs 1024 --decimation 3   # Isaac Lab, 40 Hz
 
 The env is stepped by the :class:`Loop` with uniform random actions, recording only the actuator
 controls it sent (``Rollout.ctrl``). For the ``mujoco`` backend that control sequence (each held for
@@ -37,14 +38,16 @@ class BenchCfg:
 
     task: str = "Franka-Reach-v0"
     """Registered task id."""
-    backend: Backend = "mujoco"
-    """Physics backend."""
+    backend: Backend | None = None
+    """Physics backend; default mujoco (isaaclab for ``isaaclab:<id>`` tasks)."""
     num_envs: int = 1024
     """Envs stepped together."""
     steps: int | None = None
     """Timed policy steps per env; default 200 (20 per round with --randomization-overhead)."""
     seed: int = 0
     """Seed of the env generator and the random actions."""
+    decimation: int | None = None
+    """Physics steps per policy step instead of the task's (to compare backends at one control rate)."""
     no_randomization: bool = False
     """Drop the task's domain randomization terms."""
     json: bool = False
@@ -100,6 +103,7 @@ def bench(task: str, backend: str, num_envs: int, steps: int, seed: int = 0, **o
         "num_envs": num_envs,
         "steps": steps,
         "decimation": env.cfg.decimation,
+        "control_hz": 1.0 / env.step_dt,
         "env_steps_per_s": loop.env_steps_per_s,
         "physics_time_fraction": env.timing.physics_fraction,
         "machine": _machine(),
@@ -187,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
     a = tyro.cli(BenchCfg, args=argv, prog="worldloop bench", config=(tyro.conf.FlagCreatePairsOff,))
     if a.suite:
-        results = suite(a.tasks, a.backend, a.num_envs, a.steps or 200, a.seed)
+        results = suite(a.tasks, a.backend or "mujoco", a.num_envs, a.steps or 200, a.seed)
         if a.json:
             print(json.dumps(results))
         return {"suite": results}
@@ -197,16 +201,22 @@ def main(argv: Sequence[str] | None = None) -> dict:
         if a.parameter_mechanisms:
             r = br.parameter_mechanisms(a.parameter_mechanisms, a.num_envs, a.nstep, repeats=a.repeats or 20)
         else:
-            r = br.randomization_overhead(a.task, a.num_envs, a.steps or 20, backend=a.backend, repeats=a.repeats or 10)
+            r = br.randomization_overhead(
+                a.task, a.num_envs, a.steps or 20, backend=a.backend or "mujoco", repeats=a.repeats or 10
+            )
         print(json.dumps(r))
         return r
     overrides = {"randomization": {}} if a.no_randomization else {}
-    r = bench(a.task, a.backend, a.num_envs, a.steps or 200, a.seed, **overrides)
+    if a.decimation is not None:
+        overrides["decimation"] = a.decimation
+    backend = a.backend or ("isaaclab" if a.task.startswith("isaaclab:") else "mujoco")
+    r = bench(a.task, backend, a.num_envs, a.steps or 200, a.seed, **overrides)
     if a.json:
         print(json.dumps(r))
         return r
     line = (
         f"{r['task']} backend={r['backend']} device={r['device']} num_envs={r['num_envs']} "
+        f"control={r['control_hz']:.0f} Hz "
         f"randomization={','.join(r['randomization']) or 'none'}: "
         f"{r['env_steps_per_s']:,.0f} env-steps/s ({r['physics_steps_per_s']:,.0f} physics steps/s)"
     )

@@ -20,6 +20,7 @@ commands:
   finetune    behaviour-clone demonstrations into it     worldloop finetune --data DEMOS --init RUN
   model-eval  K-step prediction error per obs block      worldloop model-eval --run RUN --data DIR
   sim2real    sim-to-real report of a run                worldloop sim2real --run RUN
+  isaaclab-assets  stand-in USD assets for Isaac Lab   worldloop isaaclab-assets --out DIR
   list        print the registered tasks                 worldloop list
 
 `worldloop <command> --help` documents every option of a command; WORLDLOOP_DEBUG=1 shows the
@@ -27,7 +28,7 @@ traceback of an input error.
 """
 COMMANDS = (
     "train", "play", "export", "bench", "expert", "curve", "collect", "list", "pretrain", "finetune", "model-eval",
-    "sim2real",
+    "sim2real", "isaaclab-assets",
 )  # fmt: skip
 
 
@@ -44,6 +45,8 @@ def cmd_list(argv: list[str]) -> None:
     width = max(len(s.id) for s in specs)
     for s in specs:
         print(f"{s.id:<{width}}  {s.summary}")
+    example = "any Isaac Lab 3.0 task, e.g. isaaclab:Isaac-Cartpole-v0 (README, 'Isaac Lab backend')"
+    print(f"{'isaaclab:<id>':<{width}}  {example}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -60,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
         run = importlib.import_module(f"worldloop.scripts.{cmd.replace('-', '_')}").main
     try:
         run(rest)
-    except (KeyError, ValueError, FileNotFoundError) as e:  # CheckpointError, ConfigError, DatasetError too
+    except (KeyError, ValueError, FileNotFoundError, ImportError) as e:  # CheckpointError, ConfigError, ... too
         # Input errors: say what was wrong, without a traceback (WORLDLOOP_DEBUG=1 shows it).
         if os.environ.get("WORLDLOOP_DEBUG"):
             raise

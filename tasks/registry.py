@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,12 +17,18 @@ if TYPE_CHECKING:
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*-v\d+$")
 
+ISAACLAB_PREFIX = "isaaclab:"
+"""Task ids ``isaaclab:<Isaac Lab id>`` name Isaac Lab's own tasks (``worldloop.tasks.isaaclab``)."""
+
 
 @dataclass(frozen=True)
 class TaskSpec:
     id: str
     task_cls: type[Task]
     cfg_cls: type[TaskCfg]
+    make_env: Callable[..., BatchedEnv] | None = None
+    """Builds the env instead of :class:`BatchedEnv` (Isaac Lab tasks): ``make_env(cfg, *, num_envs,
+    backend, device, seed, task_id)``."""
 
     @property
     def summary(self) -> str:
@@ -51,7 +58,12 @@ def register_task(task_id: str, cfg_cls: type[TaskCfg]):
 
 
 def get_task(task_id: str) -> TaskSpec:
-    """Look a task up by id; an unknown id names the registered ones."""
+    """Look a task up by id; an unknown id names the registered ones. ``isaaclab:<id>`` names an Isaac
+    Lab task (imports Isaac Lab; :mod:`worldloop.tasks.isaaclab`)."""
+    if task_id.startswith(ISAACLAB_PREFIX):
+        from worldloop.tasks.isaaclab import isaaclab_spec
+
+        return isaaclab_spec(task_id)
     try:
         return _REGISTRY[task_id]
     except KeyError:
@@ -79,9 +91,12 @@ def make(
     """Build ``num_envs`` copies of a registered task on a backend.
 
     Args:
-        task_id: a registered id such as ``"Franka-Reach-v0"`` (see ``worldloop list``).
+        task_id: a registered id such as ``"Franka-Reach-v0"`` (see ``worldloop list``), or
+            ``"isaaclab:<Isaac Lab id>"`` such as ``"isaaclab:Isaac-Cartpole-v0"`` (an Isaac Lab 3.0 task on
+            the ``isaaclab`` backend, :mod:`worldloop.tasks.isaaclab`).
         num_envs: envs stepped together.
-        backend: ``"auto"`` (newton on CUDA, mujoco on CPU), ``"mujoco"`` or ``"newton"``.
+        backend: ``"auto"`` (newton on CUDA, mujoco on CPU; isaaclab for Isaac Lab ids), ``"mujoco"``,
+            ``"newton"`` or ``"isaaclab"`` (Isaac Lab ids only).
         device: torch device of every tensor; default ``cuda`` when the backend can use it, else ``cpu``.
         seed: seeds the env's generator (resets, randomization).
         cfg: a complete task config (e.g. one saved with a run); default: the task's config class.
@@ -91,6 +106,7 @@ def make(
     Raises:
         KeyError: unknown task id (the message lists the registered ones).
         TypeError: an override names no field of the task's config (the message lists them).
+        ImportError: an Isaac Lab id without Isaac Lab installed (the message says how to set it up).
     """
     from worldloop.envs.batched_env import BatchedEnv, build_cfg
 
@@ -99,6 +115,8 @@ def make(
         cfg = build_cfg(spec.cfg_cls, cfg_overrides)
     elif cfg_overrides:
         cfg = dataclasses.replace(cfg, **cfg_overrides)
+    if spec.make_env is not None:
+        return spec.make_env(cfg, num_envs=num_envs, backend=backend, device=device, seed=seed, task_id=task_id)
     return BatchedEnv(spec.task_cls, cfg, num_envs=num_envs, backend=backend, device=device, seed=seed, task_id=task_id)
 
 

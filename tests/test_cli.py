@@ -153,7 +153,7 @@ def test_rand_shorthand_adds_and_drops_terms_before_the_options():
 def test_help_lists_the_choices_of_literal_fields():
     out = run("train", "--task", "Franka-Lift-v0", "--help").stdout
     assert "--env.action-space {joint_pos,joint_delta,ee_delta,ee_pos}" in out
-    assert "--backend {auto,mujoco,newton}" in out and "--env.weights.lift FLOAT" in out
+    assert "--backend {auto,mujoco,newton,isaaclab}" in out and "--env.weights.lift FLOAT" in out
     assert "--env.randomization.object-mass.range FLOAT FLOAT" in out and "--rand" in out
 
 

@@ -13,6 +13,11 @@ BACKENDS = ("mujoco", "newton")
 
 def resolve_backend(backend: str, device: str | torch.device | None) -> tuple[str, torch.device]:
     """Resolve ``"auto"`` and the device: ``newton`` on CUDA, ``mujoco`` on CPU."""
+    if backend == "isaaclab":
+        raise ValueError(
+            "backend 'isaaclab' runs Isaac Lab's own tasks: use a task id 'isaaclab:<Isaac Lab id>', "
+            "e.g. isaaclab:Isaac-Cartpole-v0"
+        )
     if backend not in (*BACKENDS, "auto"):
         raise ValueError(f"unknown backend {backend!r}; allowed: {', '.join(('auto', *BACKENDS))}")
     if device is None:
