@@ -9,19 +9,19 @@ import sys
 USAGE = """usage: worldloop <command> [options]
 
 commands:
-  train       train a PPO policy on a task               worldloop train --task Franka-Reach-v0
-  play        evaluate a run, optionally record video    worldloop play --run RUN --video
-  export      write a run's actor to ONNX/TorchScript    worldloop export --run RUN
-  bench       measure env-steps/s of a task              worldloop bench --task Franka-Reach-v0 --num-envs 1024
-  expert      success of the scripted experts            worldloop expert --tasks Franka-Lift-v0 --episodes 1000
-  curve       a run's learning curve as a table          worldloop curve --run RUN
-  collect     episodes of a policy as a LeRobot dataset  worldloop collect --task Franka-Lift-v0 --out DIR
-  pretrain    fit a world-action model's world model     worldloop pretrain --data datasets/lift_random
-  finetune    behaviour-clone demonstrations into it     worldloop finetune --data DEMOS --init RUN
-  model-eval  K-step prediction error per obs block      worldloop model-eval --run RUN --data DIR
-  sim2real    sim-to-real report of a run                worldloop sim2real --run RUN
-  isaaclab-assets  stand-in USD assets for Isaac Lab   worldloop isaaclab-assets --out DIR
-  list        print the registered tasks                 worldloop list
+  train            train a PPO policy on a task               worldloop train --task Franka-Reach-v0
+  play             evaluate a run, optionally record video    worldloop play --run RUN --video
+  export           write a run's actor to ONNX/TorchScript    worldloop export --run RUN
+  bench            measure env-steps/s of a task              worldloop bench --task Franka-Reach-v0 --num-envs 1024
+  expert           success of the scripted experts            worldloop expert --tasks Franka-Lift-v0 --episodes 1000
+  curve            a run's learning curve as a table          worldloop curve --run RUN
+  collect          episodes of a policy as a LeRobot dataset  worldloop collect --task Franka-Lift-v0 --out DIR
+  pretrain         fit a world-action model's world model     worldloop pretrain --data datasets/lift_random
+  finetune         behaviour-clone demonstrations into it     worldloop finetune --data DEMOS --init RUN
+  model-eval       K-step prediction error per obs block      worldloop model-eval --run RUN --data DIR
+  sim2real         sim-to-real report of a run                worldloop sim2real --run RUN
+  isaaclab-assets  stand-in USD assets for Isaac Lab          worldloop isaaclab-assets --out DIR
+  list             print the registered tasks                 worldloop list
 
 `worldloop <command> --help` documents every option of a command; WORLDLOOP_DEBUG=1 shows the
 traceback of an input error.
