@@ -265,7 +265,8 @@ def load_run(
 
 def rsl_rl_cfg(cfg: TrainCfg) -> dict:
     """The ``train_cfg`` rsl-rl's ``OnPolicyRunner`` gets for a run: MLP PPO, or world-action PPO."""
-    d = cfg.agent.to_rsl_rl(save_interval=cfg.save_interval, run_name=cfg.run_name)
+    device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    d = cfg.agent.to_rsl_rl(save_interval=cfg.save_interval, run_name=cfg.run_name, device=device)
     return cfg.world_action.apply(d) if cfg.policy == "world-action" else d
 
 

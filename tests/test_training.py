@@ -373,3 +373,50 @@ def test_the_progress_line_shows_no_return_when_no_episode_ended(tmp_path, monke
     train(cfg)
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("it ")]
     assert len(lines) == 3 and all("return     -  " in ln for ln in lines), lines
+
+
+def test_mixed_precision_runs_the_update_in_bfloat16_and_keeps_float32_weights():
+    """``--agent.mixed-precision on``: the update's matrix products run in bfloat16 (seen in the actor's
+    output during the update), its losses stay within a few percent of float32's on the same rollout,
+    and the weights stay float32; ``auto`` follows the hardware check, ``off`` is float32 throughout."""
+    import copy
+
+    import worldloop
+    from worldloop.policies.ppo import native_bf16
+    from worldloop.policies.rsl_rl_adapter import RslRlVecEnv
+    from worldloop.policies.runner import Runner
+    from worldloop.policies.train import TrainCfg, rsl_rl_cfg
+
+    vec = RslRlVecEnv(worldloop.make("Cartpole-v0", num_envs=64, backend="mujoco", seed=0), log_interval=8)
+    runners, dtypes, losses = {}, {}, {}
+    for mode in ("off", "on", "auto"):
+        cfg = TrainCfg.from_task("Cartpole-v0", num_envs=64)
+        cfg.agent.mixed_precision = mode
+        torch.manual_seed(0)
+        runners[mode] = Runner(vec, rsl_rl_cfg(cfg), log_dir=None, device="cpu")
+    assert runners["auto"].alg.use_mixed_precision == native_bf16("cpu")
+    assert not runners["off"].alg.use_mixed_precision and runners["on"].alg.use_mixed_precision
+
+    rollout = {}
+    first = runners["off"]
+    update = first.alg.update
+    first.alg.update = lambda: rollout.update(copy.deepcopy(vars(first.alg.storage))) or update()
+    first.learn(1)
+    first.alg.update = update
+    weights = [copy.deepcopy(m.state_dict()) for m in (first.alg.actor, first.alg.critic)]
+    for mode in ("off", "on"):
+        alg = runners[mode].alg
+        alg.actor.load_state_dict(weights[0])
+        alg.critic.load_state_dict(weights[1])
+        for k, v in copy.deepcopy(rollout).items():
+            setattr(alg.storage, k, v)
+        seen = []
+        hook = alg.actor.mlp.register_forward_hook(lambda m, i, o, seen=seen: seen.append(o.dtype))
+        torch.manual_seed(1)
+        losses[mode] = alg.update()
+        hook.remove()
+        dtypes[mode] = set(seen)
+        assert all(p.dtype == torch.float32 for p in alg.actor.parameters())
+    assert dtypes == {"off": {torch.float32}, "on": {torch.bfloat16}}
+    assert losses["on"]["value"] == pytest.approx(losses["off"]["value"], rel=0.05)
+    assert losses["on"]["entropy"] == pytest.approx(losses["off"]["entropy"], rel=0.01)
