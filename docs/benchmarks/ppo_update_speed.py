@@ -40,7 +40,8 @@ update = first.alg.update
 
 
 def keep_rollout():
-    rollout.update({k: v.clone() if torch.is_tensor(v) else copy.deepcopy(v) for k, v in vars(first.alg.storage).items()})
+    storage = vars(first.alg.storage)
+    rollout.update({k: v.clone() if torch.is_tensor(v) else copy.deepcopy(v) for k, v in storage.items()})
     return update()
 
 
@@ -62,7 +63,7 @@ def timed_update(r: Runner) -> float:
 
 
 times: dict[str, list[float]] = {name: [] for name in settings}
-for name, r in settings.items():
+for r in settings.values():
     timed_update(r)  # warm-up
 for _ in range(repeats):
     for name, r in settings.items():
@@ -71,9 +72,11 @@ samples = cfg.num_envs * cfg.agent.num_steps_per_env * cfg.agent.num_learning_ep
 base = statistics.median(times["float32"])
 print(
     f"{task}: {cfg.num_envs} envs x {cfg.agent.num_steps_per_env} steps, {cfg.agent.num_learning_epochs} epochs x "
-    f"{cfg.agent.num_mini_batches} minibatches, actor {cfg.agent.actor_hidden_dims}, critic {cfg.agent.critic_hidden_dims}, "
+    f"{cfg.agent.num_mini_batches} minibatches, actor {cfg.agent.actor_hidden_dims}, "
+    f"critic {cfg.agent.critic_hidden_dims}, "
     f"{torch.get_num_threads()} threads"
 )
 for name, ts in times.items():
     m = statistics.median(ts)
-    print(f"  {name:9s} {m:.3f} s per update  {samples / m:>9,.0f} samples/s  x{base / m:.2f}  (min {min(ts):.3f}, max {max(ts):.3f})")
+    spread = f"(min {min(ts):.3f}, max {max(ts):.3f})"
+    print(f"  {name:9s} {m:.3f} s per update  {samples / m:>9,.0f} samples/s  x{base / m:.2f}  {spread}")
