@@ -27,13 +27,13 @@ env = make(task, num_envs=cfg.num_envs, cfg=cfg.env, backend="mujoco")
 vec = RslRlVecEnv(env, log_interval=cfg.agent.num_steps_per_env, reward_scale=cfg.agent.reward_scale)
 
 
-def runner(mixed_precision: bool) -> Runner:
+def runner(mixed_precision: str) -> Runner:
     torch.manual_seed(0)
     cfg.agent.mixed_precision = mixed_precision
     return Runner(vec, rsl_rl_cfg(cfg), log_dir=None, device="cpu")
 
 
-settings = {"float32": runner(False), "bfloat16": runner(True)}
+settings = {"float32": runner("off"), "bfloat16": runner("on")}
 first = settings["float32"]
 rollout: dict = {}
 update = first.alg.update
