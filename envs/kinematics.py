@@ -15,18 +15,12 @@ import torch
 
 
 def quat_mul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Hamilton product of ``(..., 4)`` quaternions."""
-    aw, ax, ay, az = a.unbind(-1)
-    bw, bx, by, bz = b.unbind(-1)
-    return torch.stack(
-        (
-            aw * bw - ax * bx - ay * by - az * bz,
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-        ),
-        dim=-1,
-    )
+    """Hamilton product of ``(..., 4)`` quaternions, in its scalar-vector form
+    ``(a_w b_w - a_v . b_v, a_w b_v + b_w a_v + a_v x b_v)``: 10 tensor ops instead of 28 for the
+    component form, the same values to float rounding."""
+    aw, av = a[..., :1], a[..., 1:]
+    bw, bv = b[..., :1], b[..., 1:]
+    return torch.cat((aw * bw - (av * bv).sum(-1, keepdim=True), aw * bv + bw * av + torch.linalg.cross(av, bv)), -1)
 
 
 def quat_rotate(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -60,8 +54,19 @@ class ForwardKinematics:
         self._site_pos = t(m.site_pos)
         self._site_quat = t(m.site_quat)
         self._qpos0 = t(m.qpos0)
+        # Constants that leave a pose unchanged (a body at its parent's origin, unrotated; a joint at its
+        # body's origin): their products are skipped, which is exact and ~1/3 of the ops of a Panda chain.
+        self._zero_pos = [not m.body_pos[b].any() for b in range(m.nbody)]
+        self._unit_quat = [bool((m.body_quat[b] == (1.0, 0.0, 0.0, 0.0)).all()) for b in range(m.nbody)]
+        self._zero_jnt_pos = [not m.jnt_pos[j].any() for j in range(m.njnt)]
         self.device = device
         self.dtype = dtype
+
+    def anchor(self, pos: torch.Tensor, quat: torch.Tensor, joint: int) -> torch.Tensor:
+        """World position ``(N, 3)`` [m] of ``joint``'s anchor, given its body's pose."""
+        if self._zero_jnt_pos[joint]:
+            return pos
+        return pos + quat_rotate(quat, self._jnt_pos[joint].expand_as(pos))
 
     def ancestors(self, body_ids: list[int]) -> list[int]:
         """The given bodies and all their ancestors, world excluded, in tree order."""
@@ -84,8 +89,8 @@ class ForwardKinematics:
         poses: dict[int, tuple[torch.Tensor, torch.Tensor]] = {0: world}
         for b in bodies:
             ppos, pquat = poses[int(m.body_parentid[b])]
-            pos = ppos + quat_rotate(pquat, self._body_pos[b].expand(n, 3))
-            quat = quat_mul(pquat, self._body_quat[b].expand(n, 4))
+            pos = ppos if self._zero_pos[b] else ppos + quat_rotate(pquat, self._body_pos[b].expand(n, 3))
+            quat = pquat if self._unit_quat[b] else quat_mul(pquat, self._body_quat[b].expand(n, 4))
             for j in range(m.body_jntadr[b], m.body_jntadr[b] + m.body_jntnum[b]):
                 adr = m.jnt_qposadr[j]
                 jtype = m.jnt_type[j]
@@ -93,7 +98,7 @@ class ForwardKinematics:
                     pos = qpos[:, adr : adr + 3]
                     quat = torch.nn.functional.normalize(qpos[:, adr + 3 : adr + 7], dim=-1)
                     continue
-                anchor = pos + quat_rotate(quat, self._jnt_pos[j].expand(n, 3))
+                anchor = self.anchor(pos, quat, j)
                 if jtype == mujoco.mjtJoint.mjJNT_SLIDE:
                     axis_w = quat_rotate(quat, self._jnt_axis[j].expand(n, 3))
                     pos = pos + axis_w * (qpos[:, adr] - self._qpos0[adr]).unsqueeze(-1)
@@ -104,7 +109,8 @@ class ForwardKinematics:
                     qloc = torch.nn.functional.normalize(qpos[:, adr : adr + 4], dim=-1)
                 quat = quat_mul(quat, qloc)
                 # Rotation about the joint anchor, not the body origin.
-                pos = anchor - quat_rotate(quat, self._jnt_pos[j].expand(n, 3))
+                if not self._zero_jnt_pos[j]:
+                    pos = anchor - quat_rotate(quat, self._jnt_pos[j].expand(n, 3))
             poses[b] = (pos, quat)
         return poses
 
@@ -199,7 +205,7 @@ class SiteJacobian:
             if int(m.jnt_type[j]) == int(mujoco.mjtJoint.mjJNT_SLIDE):
                 cols.append(torch.cat((axis, torch.zeros_like(axis)), dim=-1))
                 continue
-            anchor = pos + quat_rotate(quat, fk._jnt_pos[j].expand_as(pos))
+            anchor = fk.anchor(pos, quat, j)
             cols.append(torch.cat((torch.cross(axis, p - anchor, dim=-1), axis), dim=-1))
         return p, torch.stack(cols, dim=-1)
 
@@ -243,7 +249,7 @@ class JointGravity:
         for i, (j, b) in enumerate(zip(self.joint_ids, self.joint_bodies, strict=True)):
             pos, quat = poses[b]
             axis = quat_rotate(quat, fk._jnt_axis[j].expand_as(pos))
-            anchor = pos + quat_rotate(quat, fk._jnt_pos[j].expand_as(pos))
+            anchor = fk.anchor(pos, quat, j)
             lever = mass_moment[i] - total[i] * anchor  # sum of m * (com - anchor)
             # Torque of gravity about the axis is axis . (lever x g); the actuator must cancel it.
             out.append(-(axis * torch.cross(lever, self._gravity.expand_as(lever), dim=-1)).sum(-1))
