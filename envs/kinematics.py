@@ -59,6 +59,7 @@ class ForwardKinematics:
         self._zero_pos = [not m.body_pos[b].any() for b in range(m.nbody)]
         self._unit_quat = [bool((m.body_quat[b] == (1.0, 0.0, 0.0, 0.0)).all()) for b in range(m.nbody)]
         self._zero_jnt_pos = [not m.jnt_pos[j].any() for j in range(m.njnt)]
+        self._plans: dict[tuple[int, ...], tuple] = {}
         self.device = device
         self.dtype = dtype
 
@@ -77,6 +78,27 @@ class ForwardKinematics:
                 b = int(self.model.body_parentid[b])
         return sorted(needed)
 
+    def _hinge_plan(self, bodies: tuple[int, ...]):
+        """For the bodies among ``bodies`` turned by one hinge at their origin: their ids, the hinges' qpos
+        columns and ``qpos0``, and the constant quaternions ``B = body_quat`` and ``B' = body_quat * (0, axis)``,
+        so that ``body_quat * rot(axis, t) = cos(t/2) B + sin(t/2) B'`` for all of them in a few ops."""
+        plan = self._plans.get(bodies)
+        if plan is None:
+            m, ids, adrs, b0, b1 = self.model, [], [], [], []
+            for b in bodies:
+                j = int(m.body_jntadr[b])
+                if m.body_jntnum[b] != 1 or m.jnt_type[j] != mujoco.mjtJoint.mjJNT_HINGE or not self._zero_jnt_pos[j]:
+                    continue
+                ids.append(b)
+                adrs.append(int(m.jnt_qposadr[j]))
+                b0.append(self._body_quat[b])
+                axis = torch.cat((self._body_quat.new_zeros(1), self._jnt_axis[j]))
+                b1.append(quat_mul(self._body_quat[b], axis))
+            adr = torch.as_tensor(adrs, dtype=torch.long, device=self.device)
+            plan = (ids, adr, self._qpos0[adr], torch.stack(b0) if ids else None, torch.stack(b1) if ids else None)
+            self._plans[bodies] = plan
+        return plan
+
     def body_poses(self, qpos: torch.Tensor, bodies: list[int]) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
         """``{body_id: (pos_w (N, 3) [m], quat_w (N, 4))}`` for ``bodies`` (which must be closed under
         ancestors, see :meth:`ancestors`), from ``qpos`` ``(N, nq)``."""
@@ -87,9 +109,18 @@ class ForwardKinematics:
             torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=self.dtype, device=self.device).expand(n, 4),
         )
         poses: dict[int, tuple[torch.Tensor, torch.Tensor]] = {0: world}
+        hinge_ids, cols, q0, b0, b1 = self._hinge_plan(tuple(bodies))
+        hinge: dict[int, int] = {}
+        if hinge_ids:  # every hinge's local rotation at once: (N, H, 4)
+            half = 0.5 * (qpos[:, cols] - q0)
+            local = torch.cos(half).unsqueeze(-1) * b0 + torch.sin(half).unsqueeze(-1) * b1
+            hinge = {b: k for k, b in enumerate(hinge_ids)}
         for b in bodies:
             ppos, pquat = poses[int(m.body_parentid[b])]
             pos = ppos if self._zero_pos[b] else ppos + quat_rotate(pquat, self._body_pos[b].expand(n, 3))
+            if b in hinge:
+                poses[b] = (pos, quat_mul(pquat, local[:, hinge[b]]))
+                continue
             quat = pquat if self._unit_quat[b] else quat_mul(pquat, self._body_quat[b].expand(n, 4))
             for j in range(m.body_jntadr[b], m.body_jntadr[b] + m.body_jntnum[b]):
                 adr = m.jnt_qposadr[j]
