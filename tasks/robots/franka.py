@@ -299,7 +299,9 @@ class FrankaArm:
         jt = self._w_inv @ jac.transpose(1, 2)
         pinv = jt @ torch.linalg.inv(jac @ jt + self._damp_eye)
         delta = delta.unsqueeze(-1)
-        dq = pinv @ delta + (self._eye7 - pinv @ jac) @ (self.null_gain * (self.q_home - q_arm)).unsqueeze(-1)
+        # J+ delta + (I - J+ J) null, written as null + J+ (delta - J null): one 7x7 product fewer.
+        null = (self.null_gain * (self.q_home - q_arm)).unsqueeze(-1)
+        dq = null + pinv @ (delta - jac @ null)
         # Damping makes J+ inexact: the step falls short of delta and the null-space pull leaks into
         # the hand's pose. One refinement step on the residual removes most of both.
         return (dq + pinv @ (delta - jac @ dq)).squeeze(-1)
