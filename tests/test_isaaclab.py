@@ -3,7 +3,7 @@
 Marked ``isaaclab``: they need Isaac Lab 3.0 in a Python 3.12 environment and are skipped elsewhere.
 Enable them with the README's set-up command ("Isaac Lab backend"), then::
 
-    /work/isaaclab-env/bin/python -m pytest -m isaaclab tests/test_isaaclab.py
+    .venv-isaaclab/bin/python -m pytest -m isaaclab tests/test_isaaclab.py
 
 Every env here runs on the stand-in USD assets ``worldloop isaaclab-assets`` writes, so nothing is
 downloaded. One Isaac Lab env is built at a time (Isaac Lab keeps one simulation per process).
@@ -26,7 +26,7 @@ from worldloop.envs.isaaclab.env import SETUP
 HAVE_ISAACLAB = sys.version_info >= (3, 12) and importlib.util.find_spec("isaaclab_tasks") is not None
 ENABLE = (
     f"needs Isaac Lab 3.0 in a Python 3.12 environment; create it with `{SETUP}` and run "
-    "`/work/isaaclab-env/bin/python -m pytest -m isaaclab tests/test_isaaclab.py` (README, 'Isaac Lab backend')"
+    "`.venv-isaaclab/bin/python -m pytest -m isaaclab tests/test_isaaclab.py` (README, 'Isaac Lab backend')"
 )
 isaaclab = pytest.mark.skipif(not HAVE_ISAACLAB, reason=ENABLE)
 

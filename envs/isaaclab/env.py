@@ -51,7 +51,7 @@ from worldloop.envs.batched_env import StepTiming, _env_method, check_cfg
 from worldloop.envs.randomization import RandTerm
 from worldloop.envs.task import TaskCfg
 
-SETUP = 'python3.12 -m venv /work/isaaclab-env && /work/isaaclab-env/bin/pip install -e ".[isaaclab]" pytest'
+SETUP = 'python3.12 -m venv .venv-isaaclab && .venv-isaaclab/bin/pip install -e ".[isaaclab]" pytest'
 """The set-up command of the README's "Isaac Lab backend" section, run in the repository (any Python 3.12;
 ``WORLDLOOP_ISAACLAB_ENV`` tells ``.ci/run`` another environment folder)."""
 
