@@ -153,6 +153,27 @@ def check_cfg(cfg: TaskCfg) -> TaskCfg:
     return cfg
 
 
+def check_actions(env, actions: torch.Tensor) -> torch.Tensor:
+    """``actions`` as float32 on ``env.device``.
+
+    Raises:
+        ValueError: a shape other than ``(env.num_envs, env.action_dim)``, or NaN/inf values (the message
+            names the first envs that hold them).
+    """
+    if not isinstance(actions, torch.Tensor):
+        actions = torch.as_tensor(actions, dtype=torch.float32)
+    expected = (env.num_envs, env.action_dim)
+    if tuple(actions.shape) != expected:
+        raise ValueError(
+            f"{env.task_id}: actions must have shape (num_envs, action_dim) = {expected}, got {tuple(actions.shape)}"
+        )
+    actions = actions.to(env.device, torch.float32)
+    if not bool(torch.isfinite(actions).all()):
+        bad = (~torch.isfinite(actions).all(-1)).nonzero().flatten().tolist()
+        raise ValueError(f"{env.task_id}: actions contain NaN or inf in env(s) {bad[:10]}")
+    return actions
+
+
 @dataclass
 class StepTiming:
     """Wall-clock seconds spent inside :meth:`BatchedEnv.step` since the last :meth:`reset`
@@ -474,19 +495,7 @@ class BatchedEnv:
         return obs, reward, terminated, truncated, info
 
     def _check_actions(self, actions: torch.Tensor) -> torch.Tensor:
-        if not isinstance(actions, torch.Tensor):
-            actions = torch.as_tensor(actions, dtype=torch.float32)
-        expected = (self.num_envs, self.action_dim)
-        if tuple(actions.shape) != expected:
-            raise ValueError(
-                f"{self.task_id}: actions must have shape (num_envs, action_dim) = {expected}, "
-                f"got {tuple(actions.shape)}"
-            )
-        actions = actions.to(self.device, torch.float32)
-        if not bool(torch.isfinite(actions).all()):
-            bad = (~torch.isfinite(actions).all(-1)).nonzero().flatten().tolist()
-            raise ValueError(f"{self.task_id}: actions contain NaN or inf in env(s) {bad[:10]}")
-        return actions
+        return check_actions(self, actions)
 
     # ------------------------------------------------------------------ episode statistics
     def _accumulate(self, reward, terms, success, done, diverged) -> None:

@@ -47,7 +47,7 @@ from typing import Any
 
 import torch
 
-from worldloop.envs.batched_env import StepTiming, _env_method, check_cfg
+from worldloop.envs.batched_env import StepTiming, _env_method, check_actions, check_cfg
 from worldloop.envs.randomization import RandTerm
 from worldloop.envs.task import TaskCfg
 
@@ -476,18 +476,7 @@ class IsaacLabEnv:
         return self._term_scale
 
     def _check_actions(self, actions: torch.Tensor) -> torch.Tensor:
-        if not isinstance(actions, torch.Tensor):
-            actions = torch.as_tensor(actions, dtype=torch.float32)
-        expected = (self.num_envs, self.action_dim)
-        if tuple(actions.shape) != expected:
-            raise ValueError(
-                f"{self.task_id}: actions must have shape (num_envs, action_dim) = {expected}, "
-                f"got {tuple(actions.shape)}"
-            )
-        actions = actions.to(self.device, torch.float32)
-        if not bool(torch.isfinite(actions).all()):
-            raise ValueError(f"{self.task_id}: actions contain NaN or inf")
-        return actions
+        return check_actions(self, actions)
 
     # ------------------------------------------------------------------ episode statistics
     def pop_episode_stats(self) -> dict[str, float]:
