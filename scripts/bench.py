@@ -18,9 +18,11 @@ of the scene, and the env's efficiency is ``env_steps_per_s * decimation / raw_p
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -210,7 +212,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if a.decimation is not None:
         overrides["decimation"] = a.decimation
     backend = a.backend or ("isaaclab" if a.task.startswith("isaaclab:") else "mujoco")
-    r = bench(a.task, backend, a.num_envs, a.steps or 200, a.seed, **overrides)
+    # With --json, stdout holds the one JSON object only: what engines print (Isaac Lab's manager tables)
+    # goes to stderr.
+    with contextlib.redirect_stdout(sys.stderr) if a.json else contextlib.nullcontext():
+        r = bench(a.task, backend, a.num_envs, a.steps or 200, a.seed, **overrides)
     if a.json:
         print(json.dumps(r))
         return r

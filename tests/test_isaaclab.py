@@ -206,3 +206,33 @@ def test_collect_writes_a_dataset_that_loads_back(asset_root, tmp_path):
     assert ds.num_episodes == 4 and ds.num_frames == 4 * 300
     assert ds.features["observation.qpos"]["names"] == ["slider_to_cart", "cart_to_pole"]
     assert ds.features["observation.state"]["shape"] == [4]
+
+
+@isaaclab
+@pytest.mark.isaaclab
+def test_bench_json_prints_one_json_object_only(asset_root, monkeypatch, capsys):
+    """Isaac Lab prints its manager tables while building the env; with --json they go to stderr."""
+    import json
+
+    from worldloop.scripts.bench import main
+
+    monkeypatch.setenv("ISAACSIM_ASSET_ROOT", asset_root)
+    main(["--task", "isaaclab:Isaac-Cartpole-v0", "--num-envs", "8", "--steps", "5", "--json"])
+    out = capsys.readouterr().out
+    assert json.loads(out)["task"] == "isaaclab:Isaac-Cartpole-v0"
+
+
+def test_model_randomization_without_mujoco_batch_names_the_cause(monkeypatch):
+    """A mujoco without ``mujoco.batch`` (Isaac Lab pins one) is refused with the cause and what to do."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_batch(name, *args, **kwargs):
+        if name == "mujoco.batch":
+            raise ImportError("No module named 'mujoco.batch'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_batch)
+    with pytest.raises(ImportError, match="need mujoco.batch.*--no-randomization"):
+        worldloop.make("Cartpole-v0", num_envs=2, backend="mujoco")

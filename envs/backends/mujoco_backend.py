@@ -175,7 +175,16 @@ class MujocoBackend(Backend):
         if self._own_models:
             raise RuntimeError("set_model_params() cannot follow per_env_models(): use one or the other")
         if self._batch is None:
-            from mujoco.batch import Batch
+            try:
+                from mujoco.batch import Batch
+            except ImportError:
+                raise ImportError(
+                    f"per-env model parameters (domain randomization of masses, friction, gains, damping, ...) "
+                    f"need mujoco.batch, which this mujoco {mujoco.__version__} lacks (an environment that pins an "
+                    "older mujoco, such as Isaac Lab's); use a mujoco with mujoco.batch (worldloop's own "
+                    "environment), or run without model randomization (`worldloop bench --no-randomization`, "
+                    "`worldloop.make(..., randomization={})`)"
+                ) from None
 
             m = self.mj_model
             batch = Batch(m, self.num_envs, nthread=self.num_threads)

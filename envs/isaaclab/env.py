@@ -72,7 +72,7 @@ def import_isaaclab():
         py = f"{sys.version_info.major}.{sys.version_info.minor}"
         raise ImportError(
             f"the isaaclab backend needs Isaac Lab 3.0 (`pip install 'worldloop[isaaclab]'`), which needs Python 3.12 "
-            f"(this is Python {py}, {e}). Create its environment with: {SETUP} "
+            f"(this is Python {py}, {e}). Create its environment in a worldloop checkout with: {SETUP} "
             "(README, 'Isaac Lab backend')"
         ) from None
     return isaaclab_tasks
