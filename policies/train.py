@@ -188,7 +188,8 @@ def train(cfg: TrainCfg) -> dict:
     if rank == 0:
         print(
             f"[worldloop] training {cfg.task} on {env.backend_name}/{device}: {cfg.num_envs} envs x "
-            f"{world} process(es) x {cfg.max_iterations} iterations -> {path}",
+            f"{world} process(es) x {cfg.max_iterations} iterations"
+            f"{', bfloat16 update' if getattr(runner.alg, 'use_mixed_precision', False) else ''} -> {path}",
             flush=True,
         )
     t0 = time.perf_counter()
