@@ -168,7 +168,7 @@ def train(cfg: TrainCfg) -> dict:
         run_dir.write_config(path, dataclasses.replace(cfg, resume=on_disk.resume), backend=env.backend_name)
 
     vec = RslRlVecEnv(env, log_interval=cfg.agent.num_steps_per_env, reward_scale=cfg.agent.reward_scale)
-    runner = Runner(vec, rsl_rl_cfg(cfg), log_dir=str(path) if rank == 0 else None, device=device)
+    runner = Runner(vec, rsl_rl_cfg(cfg, device), log_dir=str(path) if rank == 0 else None, device=device)
     if cfg.init and not cfg.resume:
         init_actor(runner, cfg.init, cfg)
     if cfg.resume:
@@ -259,14 +259,14 @@ def load_run(
         cfg=env_cfg,
     )
     vec = RslRlVecEnv(env, log_interval=cfg.agent.num_steps_per_env, reward_scale=cfg.agent.reward_scale)
-    runner = Runner(vec, rsl_rl_cfg(cfg), log_dir=None, device=str(env.device))
+    runner = Runner(vec, rsl_rl_cfg(cfg, str(env.device)), log_dir=None, device=str(env.device))
     runner.load(str(ckpt))
     return env, runner
 
 
-def rsl_rl_cfg(cfg: TrainCfg) -> dict:
-    """The ``train_cfg`` rsl-rl's ``OnPolicyRunner`` gets for a run: MLP PPO, or world-action PPO."""
-    device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
+def rsl_rl_cfg(cfg: TrainCfg, device: str = "cpu") -> dict:
+    """The ``train_cfg`` rsl-rl's ``OnPolicyRunner`` gets for a run whose learner is on ``device`` (the env's):
+    MLP PPO, or world-action PPO."""
     d = cfg.agent.to_rsl_rl(save_interval=cfg.save_interval, run_name=cfg.run_name, device=device)
     return cfg.world_action.apply(d) if cfg.policy == "world-action" else d
 

@@ -68,7 +68,7 @@ def measure(cfg: CostCfg) -> dict:
     runners, times = {}, {}
     with contextlib.redirect_stdout(io.StringIO()):
         for name, tcfg in variants.items():
-            runners[name] = OnPolicyRunner(vec, rsl_rl_cfg(tcfg), log_dir=None, device=str(env.device))
+            runners[name] = OnPolicyRunner(vec, rsl_rl_cfg(tcfg, str(env.device)), log_dir=None, device=str(env.device))
             times[name] = {"collect": [], "learn": []}
 
     def timed_log(name):
