@@ -79,7 +79,7 @@ class ForwardKinematics:
         return sorted(needed)
 
     def _hinge_plan(self, bodies: tuple[int, ...]):
-        """For the bodies among ``bodies`` turned by one hinge at their origin: their ids, the hinges' qpos
+        """For the bodies among ``bodies`` turned by one hinge at their origin: ``{body id: column}``, the hinges' qpos
         columns and ``qpos0``, and the constant quaternions ``B = body_quat`` and ``B' = body_quat * (0, axis)``,
         so that ``body_quat * rot(axis, t) = cos(t/2) B + sin(t/2) B'`` for all of them in a few ops."""
         plan = self._plans.get(bodies)
@@ -95,7 +95,8 @@ class ForwardKinematics:
                 axis = torch.cat((self._body_quat.new_zeros(1), self._jnt_axis[j]))
                 b1.append(quat_mul(self._body_quat[b], axis))
             adr = torch.as_tensor(adrs, dtype=torch.long, device=self.device)
-            plan = (ids, adr, self._qpos0[adr], torch.stack(b0) if ids else None, torch.stack(b1) if ids else None)
+            index = {b: k for k, b in enumerate(ids)}
+            plan = (index, adr, self._qpos0[adr], torch.stack(b0) if ids else None, torch.stack(b1) if ids else None)
             self._plans[bodies] = plan
         return plan
 
@@ -109,12 +110,10 @@ class ForwardKinematics:
             torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=self.dtype, device=self.device).expand(n, 4),
         )
         poses: dict[int, tuple[torch.Tensor, torch.Tensor]] = {0: world}
-        hinge_ids, cols, q0, b0, b1 = self._hinge_plan(tuple(bodies))
-        hinge: dict[int, int] = {}
-        if hinge_ids:  # every hinge's local rotation at once: (N, H, 4)
+        hinge, cols, q0, b0, b1 = self._hinge_plan(tuple(bodies))
+        if hinge:  # every hinge's local rotation at once: (N, H, 4)
             half = 0.5 * (qpos[:, cols] - q0)
             local = torch.cos(half).unsqueeze(-1) * b0 + torch.sin(half).unsqueeze(-1) * b1
-            hinge = {b: k for k, b in enumerate(hinge_ids)}
         for b in bodies:
             ppos, pquat = poses[int(m.body_parentid[b])]
             pos = ppos if self._zero_pos[b] else ppos + quat_rotate(pquat, self._body_pos[b].expand(n, 3))

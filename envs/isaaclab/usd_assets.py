@@ -138,16 +138,11 @@ def _add_shape(stage, path: str, m: mujoco.MjModel, g: int) -> None:
         geom = UsdGeom.Cube.Define(stage, path)
         geom.CreateSizeAttr(1.0)
         scale = Gf.Vec3f(*(2.0 * float(s) for s in size))
-    elif kind == mujoco.mjtGeom.mjGEOM_CAPSULE:
-        geom = UsdGeom.Capsule.Define(stage, path)
+    elif kind == mujoco.mjtGeom.mjGEOM_CAPSULE or kind == mujoco.mjtGeom.mjGEOM_CYLINDER:
+        shape = UsdGeom.Capsule if kind == mujoco.mjtGeom.mjGEOM_CAPSULE else UsdGeom.Cylinder
+        geom = shape.Define(stage, path)
         geom.CreateRadiusAttr(float(size[0]))
-        geom.CreateHeightAttr(2.0 * float(size[1]))
-        geom.CreateAxisAttr("Z")
-        scale = None
-    elif kind == mujoco.mjtGeom.mjGEOM_CYLINDER:
-        geom = UsdGeom.Cylinder.Define(stage, path)
-        geom.CreateRadiusAttr(float(size[0]))
-        geom.CreateHeightAttr(2.0 * float(size[1]))
+        geom.CreateHeightAttr(2.0 * float(size[1]))  # MuJoCo's size[1] is the half-length
         geom.CreateAxisAttr("Z")
         scale = None
     elif kind == mujoco.mjtGeom.mjGEOM_SPHERE:
