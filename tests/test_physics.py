@@ -184,7 +184,7 @@ HOLD_CASES = [
         "Franka-Push-v0",
         "Franka-Open-Drawer-v0",
         "Franka-Peg-Insert-v0",
-        "Franka-Stack-v0",
+        "Franka-Stack-v1",
     )  # fmt: skip
     for space in ("joint_delta", "ee_delta", "ee_pos")
 ]
