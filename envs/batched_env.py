@@ -38,7 +38,7 @@ import mujoco
 import torch
 
 from worldloop.envs.backends import make_backend, resolve_backend
-from worldloop.envs.kinematics import ForwardKinematics
+from worldloop.envs.kinematics import ForwardKinematics, Poses
 from worldloop.envs.randomization import Randomizer, prepare_scene
 from worldloop.envs.task import Task, TaskCfg
 
@@ -279,7 +279,7 @@ class BatchedEnv:
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self._fk = ForwardKinematics(m, self.device)
         self._fk_bodies: list[int] = []
-        self._pose_cache: dict | None = None
+        self._pose_cache: Poses | None = None
 
         self.task: Task = task_cls(cfg, self)
         self.action_dim = self.task.action_dim
@@ -332,26 +332,29 @@ class BatchedEnv:
             self.mj_model.key_qpos[self._id(mujoco.mjtObj.mjOBJ_KEY, name)], dtype=torch.float32, device=self.device
         )
 
-    def _body_pose(self, body: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _poses(self, body: int) -> Poses:
+        """Poses at the current state of bodies including ``body``, computed once per state."""
         if body not in self._fk_bodies:
             self._fk_bodies = self._fk.ancestors([*self._fk_bodies, body])
             self._pose_cache = None
         if self._pose_cache is None:
             self._pose_cache = self._fk.body_poses(self.qpos, self._fk_bodies)
-        return self._pose_cache[body]
+        return self._pose_cache
 
     def body_pos_w(self, name: str) -> torch.Tensor:
         """``(num_envs, 3)`` [m] world position of a body's frame."""
-        return self._body_pose(self._id(mujoco.mjtObj.mjOBJ_BODY, name))[0]
+        body = self._id(mujoco.mjtObj.mjOBJ_BODY, name)
+        return self._poses(body).pos(body)
 
     def body_quat_w(self, name: str) -> torch.Tensor:
         """``(num_envs, 4)`` world orientation ``[w, x, y, z]`` of a body's frame."""
-        return self._body_pose(self._id(mujoco.mjtObj.mjOBJ_BODY, name))[1]
+        body = self._id(mujoco.mjtObj.mjOBJ_BODY, name)
+        return self._poses(body)[body][1]
 
     def site_pos_w(self, name: str) -> torch.Tensor:
         """``(num_envs, 3)`` [m] world position of a site."""
         sid = self._id(mujoco.mjtObj.mjOBJ_SITE, name)
-        return self._fk.site_pos(self._body_pose(int(self.mj_model.site_bodyid[sid])), sid)
+        return self._fk.site_pos(self._poses(int(self.mj_model.site_bodyid[sid])), sid)
 
     def rand(self, *shape: int, low: float | torch.Tensor = 0.0, high: float | torch.Tensor = 1.0) -> torch.Tensor:
         """Uniform samples in ``[low, high)`` from the env's seeded generator."""

@@ -11,6 +11,7 @@ Quaternions are ``[w, x, y, z]``.
 from __future__ import annotations
 
 import mujoco
+import numpy as np
 import torch
 
 
@@ -31,43 +32,74 @@ def quat_rotate(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return v + w * t + torch.cross(u, t, dim=-1)
 
 
-def quat_from_axis_angle(axis: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
-    """``axis`` ``(3,)`` unit vector, ``angle`` ``(N,)`` [rad] -> ``(N, 4)``."""
-    half = 0.5 * angle.unsqueeze(-1)
-    return torch.cat((torch.cos(half), torch.sin(half) * axis), dim=-1)
+class Poses:
+    """World poses of a set of bodies, as ``(N, 4, 4)`` homogeneous transforms, from
+    :meth:`ForwardKinematics.body_poses`.
+
+    ``poses[b]`` gives ``(pos_w (N, 3) [m], quat_w (N, 4))`` of body ``b`` (the quaternion converted from
+    the rotation matrix on first use, ``w >= 0``); :meth:`pos`, :meth:`rot` and :meth:`stack` read the
+    transforms without conversion."""
+
+    def __init__(self, transforms: dict[int, torch.Tensor]) -> None:
+        self.transforms = transforms
+        """``{body_id: (N, 4, 4)}`` world transforms; the world body 0 included."""
+        self._quat: dict[int, torch.Tensor] = {}
+        self._stacks: dict[tuple[int, ...], torch.Tensor] = {}
+
+    def __contains__(self, body: int) -> bool:
+        return body in self.transforms
+
+    def __getitem__(self, body: int) -> tuple[torch.Tensor, torch.Tensor]:
+        quat = self._quat.get(body)
+        if quat is None:
+            quat = self._quat[body] = quat_from_matrix(self.rot(body))
+        return self.pos(body), quat
+
+    def pos(self, body: int) -> torch.Tensor:
+        """``(N, 3)`` [m] world position of ``body``'s frame."""
+        return self.transforms[body][:, :3, 3]
+
+    def rot(self, body: int) -> torch.Tensor:
+        """``(N, 3, 3)`` world rotation matrix of ``body``'s frame."""
+        return self.transforms[body][:, :3, :3]
+
+    def stack(self, bodies: tuple[int, ...]) -> torch.Tensor:
+        """``(N, len(bodies), 4, 4)`` transforms of ``bodies``, stacked once and kept."""
+        out = self._stacks.get(bodies)
+        if out is None:
+            out = self._stacks[bodies] = torch.stack([self.transforms[b] for b in bodies], dim=1)
+        return out
 
 
 class ForwardKinematics:
-    """World poses of selected bodies and sites of a compiled scene, batched over envs."""
+    """World poses of selected bodies and sites of a compiled scene, batched over envs.
+
+    Each body's transform relative to its parent is affine in its joint's coordinate: for a hinge by
+    ``t`` [rad], Rodrigues' formula ``Rot(a, t) = I + sin t [a]x + (1 - cos t) [a]x^2`` gives
+    ``M = C0 + sin t C1 + (1 - cos t) C2`` with constant ``(4, 4)`` matrices (the body's offset and
+    rotation, the joint's anchor); for a slide by ``d`` [m], ``M = C0 + d C1``. All such bodies' ``M`` are
+    computed in a few tensor ops, then each body's world transform is one ``(N, 4, 4)`` product with its
+    parent's. Free, ball and multi-joint bodies take the general path. This is MuJoCo's
+    ``mj_kinematics`` (same values to float rounding), restricted to the bodies asked for.
+    """
 
     def __init__(self, mj_model: mujoco.MjModel, device: torch.device, dtype: torch.dtype = torch.float32):
         m = mj_model
         self.model = m
+        self.device = device
+        self.dtype = dtype
 
         def t(x):
             return torch.as_tensor(x, dtype=dtype, device=device)
 
-        self._body_pos = t(m.body_pos)
-        self._body_quat = t(m.body_quat)
-        self._jnt_pos = t(m.jnt_pos)
         self._jnt_axis = t(m.jnt_axis)
-        self._site_pos = t(m.site_pos)
+        self._jnt_pos = t(m.jnt_pos)
+        self._site_pos_h = torch.cat((t(m.site_pos), t(np.ones((m.nsite, 1)))), dim=-1)  # (nsite, 4)
         self._site_quat = t(m.site_quat)
         self._qpos0 = t(m.qpos0)
-        # Constants that leave a pose unchanged (a body at its parent's origin, unrotated; a joint at its
-        # body's origin): their products are skipped, which is exact and ~1/3 of the ops of a Panda chain.
-        self._zero_pos = [not m.body_pos[b].any() for b in range(m.nbody)]
-        self._unit_quat = [bool((m.body_quat[b] == (1.0, 0.0, 0.0, 0.0)).all()) for b in range(m.nbody)]
-        self._zero_jnt_pos = [not m.jnt_pos[j].any() for j in range(m.njnt)]
+        # (nbody, 4, 4) body offsets and (njnt, 4, 4) joint terms, as in the class docstring, in float64.
+        self._offset = np.stack([_transform(_quat_to_matrix_np(m.body_quat[b]), m.body_pos[b]) for b in range(m.nbody)])
         self._plans: dict[tuple[int, ...], tuple] = {}
-        self.device = device
-        self.dtype = dtype
-
-    def anchor(self, pos: torch.Tensor, quat: torch.Tensor, joint: int) -> torch.Tensor:
-        """World position ``(N, 3)`` [m] of ``joint``'s anchor, given its body's pose."""
-        if self._zero_jnt_pos[joint]:
-            return pos
-        return pos + quat_rotate(quat, self._jnt_pos[joint].expand_as(pos))
 
     def ancestors(self, body_ids: list[int]) -> list[int]:
         """The given bodies and all their ancestors, world excluded, in tree order."""
@@ -78,76 +110,207 @@ class ForwardKinematics:
                 b = int(self.model.body_parentid[b])
         return sorted(needed)
 
-    def _hinge_plan(self, bodies: tuple[int, ...]):
-        """For the bodies among ``bodies`` turned by one hinge at their origin: ``{body id: column}``, the hinges' qpos
-        columns and ``qpos0``, and the constant quaternions ``B = body_quat`` and ``B' = body_quat * (0, axis)``,
-        so that ``body_quat * rot(axis, t) = cos(t/2) B + sin(t/2) B'`` for all of them in a few ops."""
+    def _joint_terms(self, j: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(K1, K2)`` ``(4, 4)`` with the joint's local transform ``I + a K1 + b K2``: ``a = sin t``,
+        ``b = 1 - cos t`` for a hinge at anchor ``p`` (``[[R, p - R p], [0, 1]]``), ``a = d``, ``b = 0`` for a slide."""
+        m = self.model
+        axis, anchor = m.jnt_axis[j], m.jnt_pos[j]
+        k1, k2 = np.zeros((4, 4)), np.zeros((4, 4))
+        if int(m.jnt_type[j]) == int(mujoco.mjtJoint.mjJNT_SLIDE):
+            k1[:3, 3] = axis
+            return k1, k2
+        ax = np.array([[0.0, -axis[2], axis[1]], [axis[2], 0.0, -axis[0]], [-axis[1], axis[0], 0.0]])
+        ax2 = ax @ ax
+        k1[:3, :3], k1[:3, 3] = ax, -ax @ anchor
+        k2[:3, :3], k2[:3, 3] = ax2, -ax2 @ anchor
+        return k1, k2
+
+    def _plan(self, bodies: tuple[int, ...]):
+        """For ``bodies``: the one-joint hinge/slide bodies (``{body: column}``), their qpos columns, ``qpos0``,
+        hinge mask and ``(K, 4, 4)`` constants ``C0, C1, C2``; and each fixed body's constant transform."""
         plan = self._plans.get(bodies)
-        if plan is None:
-            m, ids, adrs, b0, b1 = self.model, [], [], [], []
-            for b in bodies:
-                j = int(m.body_jntadr[b])
-                if m.body_jntnum[b] != 1 or m.jnt_type[j] != mujoco.mjtJoint.mjJNT_HINGE or not self._zero_jnt_pos[j]:
-                    continue
-                ids.append(b)
-                adrs.append(int(m.jnt_qposadr[j]))
-                b0.append(self._body_quat[b])
-                axis = torch.cat((self._body_quat.new_zeros(1), self._jnt_axis[j]))
-                b1.append(quat_mul(self._body_quat[b], axis))
-            adr = torch.as_tensor(adrs, dtype=torch.long, device=self.device)
-            index = {b: k for k, b in enumerate(ids)}
-            plan = (index, adr, self._qpos0[adr], torch.stack(b0) if ids else None, torch.stack(b1) if ids else None)
-            self._plans[bodies] = plan
+        if plan is not None:
+            return plan
+        m, one, cols, hinge, c0, c1, c2, fixed = self.model, [], [], [], [], [], [], {}
+        for b in bodies:
+            n, j = int(m.body_jntnum[b]), int(m.body_jntadr[b])
+            if n == 0:
+                fixed[b] = torch.as_tensor(self._offset[b], dtype=self.dtype, device=self.device)
+            elif n == 1 and int(m.jnt_type[j]) in (int(mujoco.mjtJoint.mjJNT_HINGE), int(mujoco.mjtJoint.mjJNT_SLIDE)):
+                k1, k2 = self._joint_terms(j)
+                one.append(b)
+                cols.append(int(m.jnt_qposadr[j]))
+                hinge.append(float(int(m.jnt_type[j]) == int(mujoco.mjtJoint.mjJNT_HINGE)))
+                c0.append(self._offset[b])
+                c1.append(self._offset[b] @ k1)
+                c2.append(self._offset[b] @ k2)
+
+        def t(x):
+            return torch.as_tensor(np.asarray(x), dtype=self.dtype, device=self.device)
+
+        col = torch.as_tensor(cols, dtype=torch.long, device=self.device)
+        consts = (t(hinge), t(c0), t(c1), t(c2)) if one else None
+        plan = ({b: k for k, b in enumerate(one)}, col, self._qpos0[col], consts, fixed)
+        self._plans[bodies] = plan
         return plan
 
-    def body_poses(self, qpos: torch.Tensor, bodies: list[int]) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
-        """``{body_id: (pos_w (N, 3) [m], quat_w (N, 4))}`` for ``bodies`` (which must be closed under
-        ancestors, see :meth:`ancestors`), from ``qpos`` ``(N, nq)``."""
+    def body_poses(self, qpos: torch.Tensor, bodies: list[int]) -> Poses:
+        """World poses of ``bodies`` (which must be closed under ancestors, see :meth:`ancestors`) from
+        ``qpos`` ``(N, nq)``."""
         m = self.model
         n = qpos.shape[0]
-        world = (
-            torch.zeros(n, 3, dtype=self.dtype, device=self.device),
-            torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=self.dtype, device=self.device).expand(n, 4),
-        )
-        poses: dict[int, tuple[torch.Tensor, torch.Tensor]] = {0: world}
-        hinge, cols, q0, b0, b1 = self._hinge_plan(tuple(bodies))
-        if hinge:  # every hinge's local rotation at once: (N, H, 4)
-            half = 0.5 * (qpos[:, cols] - q0)
-            local = torch.cos(half).unsqueeze(-1) * b0 + torch.sin(half).unsqueeze(-1) * b1
+        index, col, q0, consts, fixed = self._plan(tuple(bodies))
+        if index:  # every one-joint body's local transform at once: (N, K, 4, 4)
+            h, c0, c1, c2 = consts
+            t = qpos[:, col] - q0
+            a = (h * torch.sin(t) + (1.0 - h) * t)[..., None, None]
+            b = (h * (1.0 - torch.cos(t)))[..., None, None]
+            local = c0 + a * c1 + b * c2
+        world = torch.eye(4, dtype=self.dtype, device=self.device).expand(n, 4, 4)
+        out: dict[int, torch.Tensor] = {0: world}
+        quats: dict[int, torch.Tensor] = {}
         for b in bodies:
-            ppos, pquat = poses[int(m.body_parentid[b])]
-            pos = ppos if self._zero_pos[b] else ppos + quat_rotate(pquat, self._body_pos[b].expand(n, 3))
-            if b in hinge:
-                poses[b] = (pos, quat_mul(pquat, local[:, hinge[b]]))
-                continue
-            quat = pquat if self._unit_quat[b] else quat_mul(pquat, self._body_quat[b].expand(n, 4))
-            for j in range(m.body_jntadr[b], m.body_jntadr[b] + m.body_jntnum[b]):
-                adr = m.jnt_qposadr[j]
-                jtype = m.jnt_type[j]
-                if jtype == mujoco.mjtJoint.mjJNT_FREE:
-                    pos = qpos[:, adr : adr + 3]
-                    quat = torch.nn.functional.normalize(qpos[:, adr + 3 : adr + 7], dim=-1)
+            parent = int(m.body_parentid[b])
+            if b in index:
+                mat = local[:, index[b]]
+            elif b in fixed:
+                mat = fixed[b]
+            else:
+                mat, quat = self._general_local(qpos, b)
+                if quat is not None:  # a free body: its pose is qpos itself
+                    out[b] = mat
+                    quats[b] = quat
                     continue
-                anchor = self.anchor(pos, quat, j)
-                if jtype == mujoco.mjtJoint.mjJNT_SLIDE:
-                    axis_w = quat_rotate(quat, self._jnt_axis[j].expand(n, 3))
-                    pos = pos + axis_w * (qpos[:, adr] - self._qpos0[adr]).unsqueeze(-1)
-                    continue
-                if jtype == mujoco.mjtJoint.mjJNT_HINGE:
-                    qloc = quat_from_axis_angle(self._jnt_axis[j], qpos[:, adr] - self._qpos0[adr])
-                else:  # ball
-                    qloc = torch.nn.functional.normalize(qpos[:, adr : adr + 4], dim=-1)
-                quat = quat_mul(quat, qloc)
-                # Rotation about the joint anchor, not the body origin.
-                if not self._zero_jnt_pos[j]:
-                    pos = anchor - quat_rotate(quat, self._jnt_pos[j].expand(n, 3))
-            poses[b] = (pos, quat)
+            out[b] = mat.expand(n, 4, 4) if parent == 0 else out[parent] @ mat
+        poses = Poses(out)
+        poses._quat.update(quats)
         return poses
 
-    def site_pos(self, body_pose: tuple[torch.Tensor, torch.Tensor], site_id: int) -> torch.Tensor:
-        """World position ``(N, 3)`` [m] of a site given its body's pose."""
-        pos, quat = body_pose
-        return pos + quat_rotate(quat, self._site_pos[site_id].expand(pos.shape[0], 3))
+    def _general_local(self, qpos: torch.Tensor, b: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Local transform ``(N, 4, 4)`` of a body with a free or ball joint or several joints; for a free
+        joint the world transform and its normalised quaternion ``(N, 4)`` instead."""
+        m = self.model
+        mat = torch.as_tensor(self._offset[b], dtype=self.dtype, device=self.device).expand(qpos.shape[0], 4, 4)
+        for j in range(m.body_jntadr[b], m.body_jntadr[b] + m.body_jntnum[b]):
+            adr, jtype = int(m.jnt_qposadr[j]), int(m.jnt_type[j])
+            if jtype == int(mujoco.mjtJoint.mjJNT_FREE):
+                quat = torch.nn.functional.normalize(qpos[:, adr + 3 : adr + 7], dim=-1)
+                return _transform_t(quat_to_matrix(quat), qpos[:, adr : adr + 3]), quat
+            if jtype == int(mujoco.mjtJoint.mjJNT_BALL):
+                rot = quat_to_matrix(torch.nn.functional.normalize(qpos[:, adr : adr + 4], dim=-1))
+                anchor = self._jnt_pos[j]
+                joint = _transform_t(rot, anchor - rot @ anchor)
+            else:
+                k1, k2 = (torch.as_tensor(k, dtype=self.dtype, device=self.device) for k in self._joint_terms(j))
+                t = (qpos[:, adr] - self._qpos0[adr])[:, None, None]
+                eye = torch.eye(4, dtype=self.dtype, device=self.device)
+                if jtype == int(mujoco.mjtJoint.mjJNT_HINGE):
+                    joint = eye + torch.sin(t) * k1 + (1 - torch.cos(t)) * k2
+                else:
+                    joint = eye + t * k1
+            mat = mat @ joint
+        return mat, None
+
+    def joint_frames(self, poses: Poses, joints: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        """World axes ``(N, J, 3)`` and anchors ``(N, J, 3)`` [m] of ``joints``, kept on ``poses``."""
+        key = ("joints", joints)
+        out = poses._stacks.get(key)
+        if out is None:
+            m = self.model
+            trans = poses.stack(tuple(int(m.jnt_bodyid[j]) for j in joints))  # (N, J, 4, 4)
+            rot = trans[..., :3, :3]
+            ids = torch.as_tensor(joints, dtype=torch.long, device=self.device)
+            axis = (rot @ self._jnt_axis[ids].unsqueeze(-1)).squeeze(-1)
+            anchor = trans[..., :3, 3]
+            if m.jnt_pos[list(joints)].any():
+                anchor = anchor + (rot @ self._jnt_pos[ids].unsqueeze(-1)).squeeze(-1)
+            out = poses._stacks[key] = (axis, anchor)
+        return out
+
+    def site_pos(self, poses: Poses, site_id: int) -> torch.Tensor:
+        """World position ``(N, 3)`` [m] of a site, from poses that include its body."""
+        return (poses.transforms[int(self.model.site_bodyid[site_id])] @ self._site_pos_h[site_id])[:, :3]
+
+
+def _transform(rot: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    out = np.eye(4)
+    out[:3, :3], out[:3, 3] = rot, pos
+    return out
+
+
+def _transform_t(rot: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """``(N, 4, 4)`` from rotations ``(N, 3, 3)`` and positions ``(N, 3)`` (or ``(3,)``)."""
+    n = rot.shape[0]
+    top = torch.cat((rot, pos.expand(n, 3).unsqueeze(-1)), dim=-1)
+    bottom = rot.new_tensor([0.0, 0.0, 0.0, 1.0]).expand(n, 1, 4)
+    return torch.cat((top, bottom), dim=1)
+
+
+def _quat_to_matrix_np(q: np.ndarray) -> np.ndarray:
+    out = np.zeros(9)
+    mujoco.mju_quat2Mat(out, np.asarray(q, dtype=np.float64))
+    return out.reshape(3, 3)
+
+
+def quat_to_matrix(q: torch.Tensor) -> torch.Tensor:
+    """Rotation matrices ``(..., 3, 3)`` of ``(..., 4)`` unit quaternions ``[w, x, y, z]``."""
+    w, x, y, z = q.unbind(-1)
+    return torch.stack(
+        (
+            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+        ),
+        dim=-1,
+    ).unflatten(-1, (3, 3))  # fmt: skip
+
+
+def _quat_candidates() -> np.ndarray:
+    """``(16, 10)``: the 4x4 matrix ``4 q_i q_k`` of a unit quaternion as a linear map of its rotation
+    matrix's entries ``(m00, m01, ..., m22, 1)`` (the trace and the off-diagonal sums and differences)."""
+    e = {(r, c): 3 * r + c for r in range(3) for c in range(3)}
+    one = 9
+    diag = [
+        {one: 1, e[0, 0]: 1, e[1, 1]: 1, e[2, 2]: 1},
+        {one: 1, e[0, 0]: 1, e[1, 1]: -1, e[2, 2]: -1},
+        {one: 1, e[0, 0]: -1, e[1, 1]: 1, e[2, 2]: -1},
+        {one: 1, e[0, 0]: -1, e[1, 1]: -1, e[2, 2]: 1},
+    ]
+    off = {
+        (0, 1): {e[2, 1]: 1, e[1, 2]: -1},  # 4 w x
+        (0, 2): {e[0, 2]: 1, e[2, 0]: -1},  # 4 w y
+        (0, 3): {e[1, 0]: 1, e[0, 1]: -1},  # 4 w z
+        (1, 2): {e[1, 0]: 1, e[0, 1]: 1},  # 4 x y
+        (1, 3): {e[0, 2]: 1, e[2, 0]: 1},  # 4 x z
+        (2, 3): {e[1, 2]: 1, e[2, 1]: 1},  # 4 y z
+    }
+    out = np.zeros((4, 4, 10))
+    for i in range(4):
+        for k, v in diag[i].items():
+            out[i, i, k] = v
+    for (i, k), terms in off.items():
+        for idx, v in terms.items():
+            out[i, k, idx] = out[k, i, idx] = v
+    return out.reshape(16, 10)
+
+
+_QUAT_CANDIDATES: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
+
+
+def quat_from_matrix(rot: torch.Tensor) -> torch.Tensor:
+    """Unit quaternions ``(..., 4)`` ``[w, x, y, z]``, ``w >= 0``, of rotation matrices ``(..., 3, 3)``.
+
+    Row ``i`` of ``4 q q^T`` is ``4 q_i q``; the row with the largest diagonal entry ``4 q_i^2 >= 1``
+    normalised is ``q`` (Shepperd's method, Journal of Guidance and Control 1(3), 1978)."""
+    key = (rot.dtype, rot.device)
+    if key not in _QUAT_CANDIDATES:
+        _QUAT_CANDIDATES[key] = torch.as_tensor(_quat_candidates().T, dtype=rot.dtype, device=rot.device)
+    flat = torch.cat((rot.flatten(-2), rot.new_ones(*rot.shape[:-2], 1)), dim=-1)
+    cand = (flat @ _QUAT_CANDIDATES[key]).unflatten(-1, (4, 4))
+    best = cand.diagonal(dim1=-2, dim2=-1).argmax(-1)
+    row = torch.take_along_dim(cand, best[..., None, None].expand(*best.shape, 1, 4), dim=-2).squeeze(-2)
+    q = torch.nn.functional.normalize(row, dim=-1)
+    return torch.where(q[..., :1] < 0, -q, q)
 
 
 def quat_conjugate(q: torch.Tensor) -> torch.Tensor:
@@ -188,9 +351,9 @@ def yaw_of(q: torch.Tensor) -> torch.Tensor:
     return torch.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
 
 
-def site_quat(fk: ForwardKinematics, body_pose: tuple[torch.Tensor, torch.Tensor], site_id: int) -> torch.Tensor:
-    """World orientation ``(N, 4)`` of a site given its body's pose."""
-    quat = body_pose[1]
+def site_quat(fk: ForwardKinematics, poses: Poses, site_id: int) -> torch.Tensor:
+    """World orientation ``(N, 4)`` of a site, from poses that include its body."""
+    quat = poses[int(fk.model.site_bodyid[site_id])][1]
     return quat_mul(quat, fk._site_quat[site_id].expand(quat.shape[0], 4))
 
 
@@ -208,7 +371,7 @@ class SiteJacobian:
         self.site_id = site_id
         self.body = int(m.site_bodyid[site_id])
         self.bodies = fk.ancestors([self.body])
-        self.joints: list[tuple[int, int, int]] = []  # (body, joint, dof)
+        joints = []
         for b in self.bodies:
             n = int(m.body_jntnum[b])
             if n == 0:
@@ -219,25 +382,22 @@ class SiteJacobian:
                     f"SiteJacobian supports one hinge or slide joint per body; body {m.body(b).name!r} has "
                     f"{n} joint(s) of type {int(m.jnt_type[j])}"
                 )
-            self.joints.append((b, j, int(m.jnt_dofadr[j])))
-        self.dofs = [d for _, _, d in self.joints]
+            joints.append(j)
+        self.joints = tuple(joints)
+        self.dofs = [int(m.jnt_dofadr[j]) for j in joints]
         """Columns of ``qvel`` the chain's joints drive, in chain order."""
+        slide = [int(m.jnt_type[j]) == int(mujoco.mjtJoint.mjJNT_SLIDE) for j in joints]
+        self._slide = torch.as_tensor(slide, device=fk.device).unsqueeze(-1) if any(slide) else None
 
-    def __call__(self, poses: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, poses: Poses) -> tuple[torch.Tensor, torch.Tensor]:
         """``(site_pos_w (N, 3) [m], jac (N, 6, len(dofs)))`` from body poses that include the chain;
         rows 0-2 are linear [m/rad or m/m], rows 3-5 angular [rad/rad], columns follow :attr:`dofs`."""
-        fk, m = self.fk, self.fk.model
-        p = fk.site_pos(poses[self.body], self.site_id)
-        cols = []
-        for b, j, _ in self.joints:
-            pos, quat = poses[b]
-            axis = quat_rotate(quat, fk._jnt_axis[j].expand_as(pos))
-            if int(m.jnt_type[j]) == int(mujoco.mjtJoint.mjJNT_SLIDE):
-                cols.append(torch.cat((axis, torch.zeros_like(axis)), dim=-1))
-                continue
-            anchor = fk.anchor(pos, quat, j)
-            cols.append(torch.cat((torch.cross(axis, p - anchor, dim=-1), axis), dim=-1))
-        return p, torch.stack(cols, dim=-1)
+        p = self.fk.site_pos(poses, self.site_id)
+        axis, anchor = self.fk.joint_frames(poses, self.joints)  # (N, J, 3) each
+        lin, ang = torch.cross(axis, p.unsqueeze(1) - anchor, dim=-1), axis
+        if self._slide is not None:
+            lin, ang = torch.where(self._slide, axis, lin), torch.where(self._slide, 0.0, axis)
+        return p, torch.cat((lin, ang), dim=-1).transpose(1, 2)
 
 
 class JointGravity:
@@ -250,37 +410,27 @@ class JointGravity:
     def __init__(self, fk: ForwardKinematics, joint_ids: list[int]) -> None:
         m = fk.model
         self.fk = fk
-        self.joint_ids = joint_ids
+        self.joint_ids = tuple(joint_ids)
         for j in joint_ids:
             if int(m.jnt_type[j]) != int(mujoco.mjtJoint.mjJNT_HINGE):
                 raise NotImplementedError(f"JointGravity supports hinge joints; joint {m.joint(j).name!r} is not one")
-        self.joint_bodies = [int(m.jnt_bodyid[j]) for j in joint_ids]
-        subtree = [k for k in range(1, m.nbody) if any(b in fk.ancestors([k]) for b in self.joint_bodies)]
+        joint_bodies = [int(m.jnt_bodyid[j]) for j in joint_ids]
+        subtree = [k for k in range(1, m.nbody) if any(b in fk.ancestors([k]) for b in joint_bodies)]
         self.bodies = fk.ancestors(subtree)
-        self.mass_bodies = [k for k in subtree if m.body_mass[k] > 0]
+        self.mass_bodies = tuple(k for k in subtree if m.body_mass[k] > 0)
         # weight[j, k]: mass of body k if it moves with joint j, else 0 [kg].
-        w = [[m.body_mass[k] if b in fk.ancestors([k]) else 0.0 for k in self.mass_bodies] for b in self.joint_bodies]
+        w = [[m.body_mass[k] if b in fk.ancestors([k]) else 0.0 for k in self.mass_bodies] for b in joint_bodies]
         self._weight = torch.as_tensor(w, dtype=fk.dtype, device=fk.device)
-        self._ipos = torch.as_tensor(m.body_ipos[self.mass_bodies], dtype=fk.dtype, device=fk.device)
+        self._total = self._weight.sum(1, keepdim=True)  # (J, 1) [kg]
+        ipos = np.concatenate((m.body_ipos[list(self.mass_bodies)], np.ones((len(self.mass_bodies), 1))), axis=1)
+        self._ipos_h = torch.as_tensor(ipos, dtype=fk.dtype, device=fk.device).unsqueeze(-1)  # (K, 4, 1)
         self._gravity = torch.as_tensor(m.opt.gravity, dtype=fk.dtype, device=fk.device)
 
-    def __call__(self, poses: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    def __call__(self, poses: Poses) -> torch.Tensor:
         """``(N, len(joint_ids))`` [Nm] from body poses that include :attr:`bodies`."""
-        fk = self.fk
-        com = torch.stack(
-            [
-                poses[k][0] + quat_rotate(poses[k][1], self._ipos[i].expand_as(poses[k][0]))
-                for i, k in enumerate(self.mass_bodies)
-            ]
-        )  # (K, N, 3) centres of mass
-        mass_moment = torch.einsum("jk,knc->jnc", self._weight, com)  # (J, N, 3) sum of m * com
-        total = self._weight.sum(1).view(-1, 1, 1)
-        out = []
-        for i, (j, b) in enumerate(zip(self.joint_ids, self.joint_bodies, strict=True)):
-            pos, quat = poses[b]
-            axis = quat_rotate(quat, fk._jnt_axis[j].expand_as(pos))
-            anchor = fk.anchor(pos, quat, j)
-            lever = mass_moment[i] - total[i] * anchor  # sum of m * (com - anchor)
-            # Torque of gravity about the axis is axis . (lever x g); the actuator must cancel it.
-            out.append(-(axis * torch.cross(lever, self._gravity.expand_as(lever), dim=-1)).sum(-1))
-        return torch.stack(out, dim=-1)
+        com = (poses.stack(self.mass_bodies) @ self._ipos_h)[..., :3, 0]  # (N, K, 3) centres of mass
+        mass_moment = torch.einsum("jk,nkc->njc", self._weight, com)  # (N, J, 3) sum of m * com
+        axis, anchor = self.fk.joint_frames(poses, self.joint_ids)
+        lever = mass_moment - self._total * anchor  # sum of m * (com - anchor)
+        # Torque of gravity about the axis is axis . (lever x g); the actuator must cancel it.
+        return -(axis * torch.cross(lever, self._gravity.expand_as(lever), dim=-1)).sum(-1)

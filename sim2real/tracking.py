@@ -301,5 +301,5 @@ def _grip_positions(
         full = qpos0.cpu().float()[:, None].expand(M, T, -1).clone()  # unlogged coordinates: the start state
         full[..., idx] = q
         full = full.reshape(M * T, -1)
-        out.append(fk.site_pos(fk.body_poses(full, fk.ancestors([body]))[body], site).reshape(M, T, 3))
+        out.append(fk.site_pos(fk.body_poses(full, fk.ancestors([body])), site).reshape(M, T, 3))
     return out[0], out[1]

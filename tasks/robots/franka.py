@@ -51,6 +51,7 @@ import torch
 from worldloop.envs.kinematics import (
     ForwardKinematics,
     JointGravity,
+    Poses,
     SiteJacobian,
     quat_conjugate,
     quat_from_rotvec,
@@ -248,7 +249,7 @@ class FrankaArm:
         grip = torch.where(self.close_cmd, self.grip_lo, self.grip_hi)
         target = self.q_cmd
         if cfg.gravity_compensation:
-            target = (target + self.gravity(self._cmd_chain()[3]) / self.kp).clamp(self.q_lo, self.q_hi)
+            target = (target + self.gravity(self._cmd_poses()) / self.kp).clamp(self.q_lo, self.q_hi)
         return torch.cat((target, grip.unsqueeze(-1)), dim=-1)
 
     # ---- kinematics ---------------------------------------------------------------------------
@@ -256,16 +257,19 @@ class FrankaArm:
         self.q_cmd = q.clamp(self.q_lo, self.q_hi)
         self._cache = None
 
-    def _cmd_chain(self):
-        """Grip site position ``(N, 3)``, orientation ``(N, 4)``, Jacobian ``(N, 6, 7)`` and the arm's body
-        poses at the joint command; computed once per command (the experts and IK reuse it)."""
+    def _cmd_poses(self) -> Poses:
+        """The arm's body poses at the joint command, computed once per command (gravity compensation, IK
+        and the experts share them)."""
         if self._cache is None:
             self._qpos.copy_(self.env.qpos)  # the fingers' positions move the hand's centre of mass a little
             self._qpos[:, self.q_ids] = self.q_cmd
-            poses = self.fk.body_poses(self._qpos, self.gravity.bodies)
-            pos, jac = self.jac(poses)
-            self._cache = (pos, poses[self.jac.body][1], jac, poses)
+            self._cache = self.fk.body_poses(self._qpos, self.gravity.bodies)
         return self._cache
+
+    def _cmd_grip(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Grip site position ``(N, 3)`` [m] and hand orientation ``(N, 4)`` at the joint command."""
+        poses = self._cmd_poses()
+        return self.fk.site_pos(poses, self.jac.site_id), poses[self.jac.body][1]
 
     def _move_target(self, actions: torch.Tensor) -> torch.Tensor:
         """Move the grip pose target by ``actions`` (``ee_delta`` / ``ee_pos``), keep it within the leads of
@@ -284,13 +288,13 @@ class FrankaArm:
         rot = rot * (cfg.ee_max_rot_lead / rot.norm(dim=-1, keepdim=True).clamp(min=1e-9)).clamp(max=1.0)
         quat = quat_mul(quat_from_rotvec(rot), quat_m)
         self.ee_target = (pos, quat)
-        pos_c, quat_c, _, _ = self._cmd_chain()
+        pos_c, quat_c = self._cmd_grip()
         return torch.cat((pos - pos_c, quat_to_rotvec(quat_mul(quat, quat_conjugate(quat_c)))), dim=-1)
 
     def _ik_step(self, delta: torch.Tensor) -> torch.Tensor:
         """Damped least-squares joint step ``(N, 7)`` from the joint command for a grip pose change
         ``delta`` ``(N, 6)`` [m, rad]."""
-        return self._dls(self._cmd_chain()[2], delta, self.q_cmd)
+        return self._dls(self.jac(self._cmd_poses())[1], delta, self.q_cmd)
 
     def _dls(self, jac: torch.Tensor, delta: torch.Tensor, q_arm: torch.Tensor) -> torch.Tensor:
         """Joint step ``(N, 7)`` for a grip pose change ``delta`` ``(N, 6)`` given the Jacobian ``(N, 6, 7)``,
@@ -325,15 +329,14 @@ class FrankaArm:
         """Grip site pose ``((N, 3) [m], (N, 4))`` for full joint positions ``qpos`` ``(N, nq)`` (e.g. to
         place an object in the hand at reset)."""
         poses = self.fk.body_poses(qpos, self.jac.bodies)
-        return self.fk.site_pos(poses[self.jac.body], self.jac.site_id), poses[self.jac.body][1]
+        return self.fk.site_pos(poses, self.jac.site_id), poses[self.jac.body][1]
 
     def grip_pose_cmd(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Grip site pose ``((N, 3) [m], (N, 4))`` commanded: the pose target of ``ee_delta`` / ``ee_pos``, the
         pose the joint command would reach in the joint spaces."""
         if self.cfg.action_space in ("ee_delta", "ee_pos"):
             return self.ee_target
-        pos, quat, _, _ = self._cmd_chain()
-        return pos, quat
+        return self._cmd_grip()
 
     def actions_toward(
         self,
