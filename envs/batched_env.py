@@ -280,6 +280,7 @@ class BatchedEnv:
         self._fk = ForwardKinematics(m, self.device)
         self._fk_bodies: list[int] = []
         self._pose_cache: Poses | None = None
+        self._memo: dict = {}
 
         self.task: Task = task_cls(cfg, self)
         self.action_dim = self.task.action_dim
@@ -292,8 +293,10 @@ class BatchedEnv:
         self.episode_length_buf = torch.zeros(num_envs, dtype=torch.long, device=self.device)
         self.num_physics_resets = torch.zeros((), dtype=torch.long, device=self.device)
         self._ep_return = torch.zeros(num_envs, device=self.device)
-        self._ep_terms: dict[str, torch.Tensor] = {}
-        self._stats: dict[str, torch.Tensor] = {}
+        self._ep_names: tuple[str, ...] | None = None
+        self._ep_terms: torch.Tensor | None = None  # (num_terms, N) per-episode sums of the reward terms
+        self._stat_sums: torch.Tensor | None = None  # over the episodes ended since the last pop_episode_stats
+        self._weights_for: tuple[str, ...] | None = None
         self._obs: dict[str, torch.Tensor] | None = None
         self.randomizer = Randomizer(getattr(cfg, "randomization", None), self)
         """Domain randomization of ``cfg.randomization`` (``startup`` terms are applied here)."""
@@ -332,6 +335,18 @@ class BatchedEnv:
             self.mj_model.key_qpos[self._id(mujoco.mjtObj.mjOBJ_KEY, name)], dtype=torch.float32, device=self.device
         )
 
+    def _state_changed(self) -> None:
+        """Forget what was computed from the previous physics state (poses, :meth:`per_state` values)."""
+        self._pose_cache = None
+        self._memo.clear()
+
+    def per_state(self, key: str, fn):
+        """``fn()`` computed once per physics state and kept until the state changes (a step, a reset, a
+        ``set_state``): for quantities a task reads in several of ``rewards``, ``success`` and ``observe``."""
+        if key not in self._memo:
+            self._memo[key] = fn()
+        return self._memo[key]
+
     def _poses(self, body: int) -> Poses:
         """Poses at the current state of bodies including ``body``, computed once per state."""
         if body not in self._fk_bodies:
@@ -350,6 +365,11 @@ class BatchedEnv:
         """``(num_envs, 4)`` world orientation ``[w, x, y, z]`` of a body's frame."""
         body = self._id(mujoco.mjtObj.mjOBJ_BODY, name)
         return self._poses(body)[body][1]
+
+    def body_rot_w(self, name: str) -> torch.Tensor:
+        """``(num_envs, 3, 3)`` world rotation matrix of a body's frame (columns: its axes in the world)."""
+        body = self._id(mujoco.mjtObj.mjOBJ_BODY, name)
+        return self._poses(body).rot(body)
 
     def site_pos_w(self, name: str) -> torch.Tensor:
         """``(num_envs, 3)`` [m] world position of a site."""
@@ -385,12 +405,12 @@ class BatchedEnv:
 
     def _clear_episodes(self, mask: torch.Tensor) -> None:
         """Start the episode buffers (length, return, reward terms, last actions) of the envs in ``mask``."""
-        self._pose_cache = None
+        self._state_changed()
         keep = ~mask
         self.episode_length_buf *= keep
         self._ep_return *= keep
-        for v in self._ep_terms.values():
-            v *= keep
+        if self._ep_terms is not None:
+            self._ep_terms *= keep
         self.actions *= keep.unsqueeze(-1)
         self.prev_actions *= keep.unsqueeze(-1)
 
@@ -465,20 +485,19 @@ class BatchedEnv:
         t1 = time.perf_counter()
         diverged = self.backend.step(ctrl, self.cfg.decimation)
         self.timing.physics_s += time.perf_counter() - t1
-        self._pose_cache = None
+        self._state_changed()
         self.episode_length_buf += 1
 
         terms = self.task.rewards()
-        reward = torch.zeros(self.num_envs, device=self.device)
-        for k, v in terms.items():
-            reward += self.cfg.weights.get(k, 0.0) * v
+        stacked = torch.stack(list(terms.values()))  # (num_terms, N)
+        reward = self._term_weights(tuple(terms)) @ stacked
         success = self.task.success()
         terminated = self.task.terminated() & ~diverged
         truncated = (self.episode_length_buf >= self.max_episode_length) | diverged
         reward = torch.where(diverged, 0.0, reward)
         self.num_physics_resets += diverged.sum()
 
-        self._accumulate(reward, terms, success, terminated | truncated, diverged)
+        self._accumulate(reward, tuple(terms), stacked, success, terminated | truncated, diverged)
         final_obs = self.randomizer.observe(self.task.observe())
         done = terminated | truncated
         if self.device.type != "cpu" or bool(done.any()):  # a host sync is free on the CPU only
@@ -501,31 +520,37 @@ class BatchedEnv:
         return check_actions(self, actions)
 
     # ------------------------------------------------------------------ episode statistics
-    def _accumulate(self, reward, terms, success, done, diverged) -> None:
+    def _term_weights(self, names: tuple[str, ...]) -> torch.Tensor:
+        """``(len(names),)`` the weights of reward terms ``names`` (0 for a term without one)."""
+        if self._weights_for != names:
+            self._weights = torch.tensor([self.cfg.weights.get(k, 0.0) for k in names], device=self.device)
+            self._weights_for = names
+        return self._weights
+
+    def _accumulate(self, reward, names, stacked, success, done, diverged) -> None:
+        """Add this step to the episode sums, and the sums of episodes ending now (``done``) to the stats:
+        return, length, success and each term's sum in one product."""
         self._ep_return += reward
-        for k, v in terms.items():
-            if k not in self._ep_terms:
-                self._ep_terms[k] = torch.zeros(self.num_envs, device=self.device)
-            self._ep_terms[k] += v
+        if self._ep_names != names:
+            self._ep_names, self._ep_terms = names, torch.zeros_like(stacked)
+            self._stat_sums = None  # another set of terms: the stats restart
+        self._ep_terms += stacked
         d = done.float()
-        add = {
-            "episodes": d.sum(),
-            "return": (self._ep_return * d).sum(),
-            "length": (self.episode_length_buf.float() * d).sum(),
-            "success": (success.float() * d).sum(),
-            "physics_resets": diverged.float().sum(),
-        }
-        add.update({f"term/{k}": (v * d).sum() for k, v in self._ep_terms.items()})
-        for k, v in add.items():
-            self._stats[k] = self._stats.get(k, 0.0) + v
+        rows = torch.cat((d[None], self._ep_return[None], self.episode_length_buf[None].float(), success[None].float()))
+        sums = torch.cat((torch.cat((rows, self._ep_terms)) @ d, diverged.float().sum()[None]))
+        self._stat_sums = sums if self._stat_sums is None else self._stat_sums + sums
 
     def pop_episode_stats(self) -> dict[str, float]:
         """Means over episodes finished since the last call: ``return``, ``length`` (steps), ``success``
         (rate at the final step), ``term/<name>`` (per-episode sum of each raw reward term), plus
         ``episodes`` (count) and ``physics_resets`` (count), and ``curriculum/<term>`` levels of the
         randomization curriculum, which this call advances. One host sync; call it once per log line."""
-        stats = {k: float(v) for k, v in self._stats.items()}
-        self._stats = {}
+        stats = {}
+        if self._stat_sums is not None:
+            terms = (f"term/{k}" for k in self._ep_names)
+            names = ("episodes", "return", "length", "success", *terms, "physics_resets")
+            stats = dict(zip(names, self._stat_sums.tolist(), strict=True))
+        self._stat_sums = None
         n = stats.get("episodes", 0.0)
         out = {"episodes": n, "physics_resets": stats.get("physics_resets", 0.0)}
         if n > 0:

@@ -121,9 +121,13 @@ class FrankaLift(Task[LiftCfg]):
         return q[:, :3], q[:, 3:]
 
     def _grasped(self) -> torch.Tensor:
-        cube = self._cube()[0]
-        arm = self.arm
-        return rewards.grasped(arm.in_grip_frame(cube), arm.finger_opening(), arm.close_cmd, CUBE_HALF)
+        """``(N,)`` 1.0 where the cube is grasped (``rewards.grasped``); once per state (rewards and success)."""
+
+        def grasped() -> torch.Tensor:
+            arm = self.arm
+            return rewards.grasped(arm.in_grip_frame(self._cube()[0]), arm.finger_opening(), arm.close_cmd, CUBE_HALF)
+
+        return self.env.per_state("grasped", grasped)
 
     def observe(self) -> dict[str, torch.Tensor]:
         arm, (pos, quat) = self.arm, self._cube()

@@ -57,7 +57,6 @@ from worldloop.envs.kinematics import (
     quat_from_rotvec,
     quat_from_yaw,
     quat_mul,
-    quat_rotate,
     quat_to_rotvec,
     yaw_of,
 )
@@ -405,7 +404,8 @@ class FrankaArm:
     def in_grip_frame(self, pos_w: torch.Tensor) -> torch.Tensor:
         """``(N, 3)`` [m] a world point in the grip frame (x across the pads' width, y along the closing
         direction, z along the fingers)."""
-        return quat_rotate(quat_conjugate(self.grip_quat_w()), pos_w - self.grip_pos_w())
+        rot = self.env.body_rot_w("hand")  # (N, 3, 3): R^T v is v^T R
+        return ((pos_w - self.grip_pos_w()).unsqueeze(-2) @ rot).squeeze(-2)
 
 
 __all__ = [
