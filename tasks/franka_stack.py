@@ -14,11 +14,12 @@ Reward (per policy step, weights in ``StackCfg.weights``), with ``t`` the stacki
     fraction of 4 cm A has risen above 4.3 cm (its highest resting pose, on a corner);
     ``align = lift * (1 - tanh(|A - t| / 0.3))``; ``align_fine`` the same with 0.05; each of these five
     is 1 while ``on`` (paid as if still earned: letting go of A on B costs nothing);
-    ``stacked = on``; ``released = on * open`` with ``open`` the gripper commanded open and the fraction
-    of 5 mm each finger has opened beyond A's half width; ``clear = on * open * ramp(|grip - A|, 2 cm,
-    6 cm)``, the hand backing off from the released A; ``action_rate`` and ``joint_vel`` penalties.
-    While A rests on B a step earns 20 with A held, 30 released and 33 with the hand backed off (the
-    weights' sums); ``tests/test_tasks.py`` checks with the expert that a full stack earns the most.
+    ``stacked = on``; ``let_go = on * ramp(gripper action, -1, 0)``, a slope towards opening;
+    ``released = on * open`` with ``open`` the gripper commanded open and the fraction of 5 mm each finger
+    has opened beyond A's half width; ``clear = on * open * ramp(|grip - A|, 2 cm, 6 cm)``, the hand
+    backing off from the released A; ``action_rate`` and ``joint_vel`` penalties. While A rests on B a
+    step earns 20 with A held closed, 35 released and 38 with the hand backed off (the weights' sums);
+    ``tests/test_tasks.py`` checks with the expert that a full stack earns the most.
 Success: A on B (centres within 2 cm horizontally and 5 mm of 5 cm vertically), the gripper open
     wider than the cube, both for the last ``stable_s`` (0.5 s). Episodes last 6 s (300 steps at 50 Hz).
 Reset: arm with the grip 15 cm above the table at x = 0.4 m (``start_grip_pos``) plus uniform joint
@@ -28,10 +29,11 @@ Expert (``expert()``): pick A (above, down, close, up), carry it above B, lower,
 
 Version history:
     v1: grasp, lift, align and reach are paid in full while A rests on B, and opening the gripper there
-        (``released``, now graded by the opening) and backing off (``clear``) are paid on top: with v0's
-        reward PPO carried A onto B and held it there, since letting go cost the grasp reward. ``ee_pos``
-        actions from a start grip pose 15 cm above the table (as Lift) by default, instead of
-        ``joint_pos`` (0% success in 150 iterations). v0 is no longer registered.
+        (``let_go`` for the gripper action rising towards open, ``released``, now graded by the opening) and
+        backing off (``clear``) are paid on top: with v0's reward PPO carried A onto B and held it there,
+        since letting go cost the grasp reward. ``ee_pos`` actions from a start grip pose 15 cm above
+        the table (as Lift) by default, instead of ``joint_pos`` (0% success in 150 iterations). v0 is
+        no longer registered.
     v0: first release. Lift counts from A's highest resting pose, so tipping A earns nothing; ``align``
         pays only for a lifted A (gated by the grasp as well, PPO learned to drag A along the table)
         and has a coarse and a fine kernel, as Lift's goal (with one 10 cm kernel, PPO lifted A high and
@@ -91,6 +93,7 @@ class StackCfg(TaskCfg, FrankaActionsCfg):
             "align": 5.0,  # carry A over B: a coarse pull that reaches from anywhere above the table
             "align_fine": 5.0,  # the last centimetres: A must land within 2 cm of B's centre
             "stacked": 5.0,  # A resting on B
+            "let_go": 5.0,  # a gradient towards opening: PPO held A on B with the gripper action near -1
             "released": 10.0,  # ... and let go: half again what holding A on B earns, so opening pays
             "clear": 3.0,  # ... and back off, so that A is left standing rather than held between the pads
             "action_rate": -1e-3,  # smooth targets; much stronger and exploration noise dominates
@@ -108,7 +111,7 @@ class FrankaStack(Task[StackCfg]):
     # Lift's PPO settings (reward times the 0.02 s step, init std 0.5, gamma 0.98); see BENCHMARKS.md.
     train_defaults = TrainDefaults(
         num_envs=1024,
-        max_iterations=1200,
+        max_iterations=950,
         agent={
             "init_noise_std": 0.5,
             "entropy_coef": 0.005,
@@ -189,6 +192,12 @@ class FrankaStack(Task[StackCfg]):
             return torch.maximum(x, on)
 
         opening = rewards.ramp(arm.finger_opening(), CUBE_HALF, CUBE_HALF + 0.005)
+        # The gripper action (open > 0); fixed open or closed fingers have none.
+        gripper = (
+            self.env.actions[:, -1]
+            if self.cfg.gripper == "policy"
+            else torch.full_like(on, 0.0 if self.cfg.gripper == "open" else -1.0)
+        )
         released = on * (~arm.close_cmd).float() * opening
         return {
             "reach": earned(rewards.distance_tanh(grip, a, std=0.1)),
@@ -197,6 +206,7 @@ class FrankaStack(Task[StackCfg]):
             "align": earned(lift * rewards.distance_tanh(a, target, std=0.3)),
             "align_fine": earned(lift * rewards.distance_tanh(a, target, std=0.05)),
             "stacked": on,
+            "let_go": on * rewards.ramp(gripper, -1.0, 0.0),
             "released": released,
             "clear": released * rewards.ramp(rewards.distance(grip, a), 0.02, 0.06),
             "action_rate": rewards.action_rate_l2(self.env.actions, self.env.prev_actions),
