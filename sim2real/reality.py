@@ -99,6 +99,39 @@ class FlickProbe:
         )  # fmt: skip
 
 
+class HoldProbe:
+    """A payload probe for ``Franka-Lift-v0``: the task's expert grasps the cube and lifts it; once the
+    cube is :attr:`HEIGHT` above where it started the arm stops (zero actions, gripper closed) and holds
+    it still to the end of the episode.
+
+    A real lab weighs a payload this way: in a static hold the joint torques carry gravity alone
+    (:mod:`~worldloop.sim2real.statics`). The expert's own hold keeps chasing the goal, and with a step
+    of action latency its full-gain corrections ring, so its torques are never static."""
+
+    HEIGHT = 0.06
+    """[m] Lift above the start that begins the hold."""
+
+    def __init__(self, env) -> None:
+        self.env, self.task = env, env.task
+        self.start_z = torch.zeros(env.num_envs, device=env.device)
+        self.holding = torch.zeros(env.num_envs, dtype=torch.bool, device=env.device)
+
+    def __call__(self, obs=None) -> torch.Tensor:
+        task, env = self.task, self.env
+        z = task._cube()[0][:, 2]
+        new = env.episode_length_buf == 0
+        self.start_z = torch.where(new, z, self.start_z)
+        self.holding = ~new & (self.holding | (z > self.start_z + self.HEIGHT))
+        act = task.expert()
+        hold = torch.zeros_like(act)
+        hold[:, -1] = -1.0  # gripper closed
+        return torch.where(self.holding[:, None], hold, act)
+
+
+PROBES = {"expert": None, "flick": FlickProbe, "hold": HoldProbe}
+"""Policies :func:`collect_reality` records: the task's expert or a probe class ``(env) -> policy``."""
+
+
 def collect_reality(
     task: str,
     out: str | Path,
@@ -124,8 +157,9 @@ def collect_reality(
         effort_noise: [N m] std of the noise on measured torques.
         seed: env and noise seed.
         backend: the physics of the "reality".
-        policy: ``"expert"`` (the task's scripted expert) or ``"flick"`` (:class:`FlickProbe`, a friction
-            probe for ``Franka-Push-v0``).
+        policy: ``"expert"`` (the task's scripted expert), ``"flick"`` (:class:`FlickProbe`, a friction
+            probe for ``Franka-Push-v0``) or ``"hold"`` (:class:`HoldProbe`, a payload probe for
+            ``Franka-Lift-v0``).
 
     Returns:
         ``{"task", "changes", "joint_noise", "effort_noise", "episodes", "success_rate"}``, also written
@@ -136,8 +170,8 @@ def collect_reality(
     """
     changes = dict(HIDDEN_CHANGES if changes is None else changes)
     params = dict(FRANKA_PARAMS if params is None else params)
-    if policy not in ("expert", "flick"):
-        raise ValueError(f"policy must be 'expert' or 'flick', got {policy!r}")
+    if policy not in PROBES:
+        raise ValueError(f"policy must be one of {sorted(PROBES)}, got {policy!r}")
     unknown = sorted(set(changes) - set(params))
     if unknown:
         raise KeyError(f"changes {unknown} name no parameter; parameters: {sorted(params)}")
@@ -157,7 +191,7 @@ def collect_reality(
         eff_ids = actuator_ids(env, arm)
         gain, bias = actuator_params(env)
         obs, _ = env.reset()
-        act = env.task.expert if policy == "expert" else FlickProbe(env)
+        act = env.task.expert if policy == "expert" else PROBES[policy](env)
         T = env.max_episode_length
         qs, effs, acts = [], [], []
         success = torch.zeros(episodes, dtype=torch.bool)

@@ -48,19 +48,22 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import mujoco
 import numpy as np
 import torch
 
 from worldloop.envs.batched_env import BatchedEnv
 from worldloop.envs.randomization import RandTerm
 from worldloop.envs.randomization.terms import coerce
-from worldloop.sim2real.logs import RobotLogs
+from worldloop.sim2real.logs import LogError, RobotLogs
 from worldloop.sim2real.reality import FRANKA_PARAMS
+from worldloop.sim2real.statics import HeldMass, held_mass
 from worldloop.sim2real.tracking import JOINT_SCALE, OBJECT_SCALE, Tracking, replay_logs
 from worldloop.tasks import make
 
@@ -124,6 +127,9 @@ class SysIdResult:
     params: dict[str, RandTerm] = field(default_factory=dict)
     sensitivity: dict[str, list[float]] = field(default_factory=dict)
     """Relative loss increase with one factor moved to each of :data:`SENSITIVITY_FACTORS` x its fit."""
+    static: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Parameters found from static holds instead of replays (:mod:`~worldloop.sim2real.statics`):
+    ``{name: {"log": log set, "frames", "episodes", "residual_rms" [N m]}}``."""
 
     def identified(self, name: str) -> bool:
         """Whether moving the factor by ``SENSITIVITY_FACTORS`` raises the loss by more than
@@ -158,6 +164,7 @@ class SysIdResult:
             "identified": {k: self.identified(k) for k in self.values},
             "evaluations": self.evaluations,
             "seconds": self.seconds,
+            "static": self.static,
         }
 
 
@@ -263,19 +270,22 @@ def identify(
     pop = _Population(logs, params, size, cfg, env_factory)
     say = progress or (lambda s: None)
     try:
+        static = _static_masses(pop, params, say)  # object masses from static holds, where logged
+        held = {k: h.factor for k, h in static.items()}
+        cont = [k for k in cont if k not in held]
         nominal = {k: 1.0 for k in cont}
         lat_losses: dict[int, float] = {}
         lat = None
         if latency:
-            cands = [{**nominal, latency[0]: float(v)} for v in lat_values]
+            cands = [{**nominal, **held, latency[0]: float(v)} for v in lat_values]
             lat_losses = dict(zip(lat_values, pop.losses(cands).tolist(), strict=True))
             lat = min(lat_losses, key=lat_losses.get)
             say(f"latency: losses {', '.join(f'{k}: {v:.3g}' for k, v in lat_losses.items())} -> {lat} step(s)")
-        fixed = {latency[0]: float(lat)} if latency else {}
-        if latency and 0 in lat_losses:
+        fixed = {**held, latency[0]: float(lat)} if latency else dict(held)
+        if latency and 0 in lat_losses and not held:
             loss_nominal = lat_losses[0]
-        else:
-            loss_nominal = float(pop.losses([{**nominal, **{k: 0.0 for k in latency}}])[0])
+        else:  # the nominal model: every factor 1, no latency
+            loss_nominal = float(pop.losses([{**nominal, **{k: 1.0 for k in held}, **{k: 0.0 for k in latency}}])[0])
         best_x, best, history = np.zeros(len(cont)), float(pop.losses([{**nominal, **fixed}])[0]), []
         close = [v for v in lat_values if lat_losses[v] <= LATENCY_TIE * lat_losses[lat]]
         if cont and len(close) > 1:  # near-tied latencies: a short fit of each decides
@@ -284,26 +294,26 @@ def identify(
             for v in close:
                 say(f"latency {v}: a short fit ({short.generations} generations)")
                 trials[v] = _cma(
-                    pop, cont, params, {latency[0]: float(v)}, short, size, say, label=f"latency {v} trial"
+                    pop, cont, params, {**held, latency[0]: float(v)}, short, size, say, label=f"latency {v} trial"
                 )
             lat = min(trials, key=lambda v: trials[v][1])
-            fixed = {latency[0]: float(lat)}
+            fixed = {**held, latency[0]: float(lat)}
             best_x, best, history = trials[lat]
             say(f"latency: {lat} step(s) fits best; the fit continues from its trial")
         if cont:
             best_x, best, h = _cma(pop, cont, params, fixed, cfg, size, say, x0=best_x)
             history += h
-        values = {k: float(math.exp(x)) for k, x in zip(cont, best_x, strict=True)}
+        values = {**{k: float(math.exp(x)) for k, x in zip(cont, best_x, strict=True)}, **held}
         if latency:  # check the latency again at the fit
             cands = [{**values, latency[0]: float(v)} for v in lat_values]
             again = dict(zip(lat_values, pop.losses(cands).tolist(), strict=True))
             lat2 = min(again, key=again.get)
             if lat2 != lat:
                 say(f"latency at the fit: {lat2} step(s) (was {lat}); fitting again")
-                fixed = {latency[0]: float(lat2)}
+                fixed = {**held, latency[0]: float(lat2)}
                 best_x, best, h2 = _cma(pop, cont, params, fixed, cfg, size, say, x0=best_x)
                 history += h2
-                values = {k: float(math.exp(x)) for k, x in zip(cont, best_x, strict=True)}
+                values = {**{k: float(math.exp(x)) for k, x in zip(cont, best_x, strict=True)}, **held}
             values[latency[0]] = fixed[latency[0]]
         std = _gauss_newton_std(pop, cont, best_x, fixed, cfg.fd_step) if cont else {}
         sensitivity = {}
@@ -312,6 +322,7 @@ def identify(
             sensitivity[k] = [float(v) / max(best, 1e-12) - 1.0 for v in pop.losses(moved)]
         if latency:
             std[latency[0]] = 0.0
+        std.update({k: h.factor_std for k, h in static.items()})
         return SysIdResult(
             values={k: values[k] for k in params},
             std={k: std[k] for k in params},
@@ -323,9 +334,39 @@ def identify(
             seconds=time.perf_counter() - t0,
             params=params,
             sensitivity=sensitivity,
+            static={k: h.summary() for k, h in static.items()},
         )
     finally:
         pop.close()
+
+
+def _static_masses(pop: _Population, params: dict[str, RandTerm], say) -> dict[str, HeldMass]:
+    """Each ``body_mass`` term on one free body, found from the static holds of the log set that has the
+    most of them (:func:`~worldloop.sim2real.statics.held_mass`); terms no log set holds still are left
+    to the replay fit."""
+    out: dict[str, HeldMass] = {}
+    for name, term in params.items():
+        if term.kind != "body_mass" or term.op not in (None, "scale"):
+            continue
+        found = []
+        for key, logs in pop.logs.items():
+            m = pop.envs[key].mj_model
+            bodies = [m.body(b).name for b in range(m.nbody) if m.body_jntnum[b] == 1
+                      and int(m.jnt_type[m.body_jntadr[b]]) == int(mujoco.mjtJoint.mjJNT_FREE)
+                      and re.fullmatch(term.targets or "", m.body(b).name)]  # fmt: skip
+            if len(bodies) != 1 or logs.effort is None:
+                continue
+            try:
+                found.append((key, held_mass(logs, pop.envs[key], bodies[0])))
+            except LogError as e:
+                say(f"{name}: not from static holds in {key}: {e}")
+        if found:
+            key, best = max(found, key=lambda kv: kv[1].frames)
+            best.log = key
+            out[name] = best
+            say(f"{name}: {best.factor:.3f} +- {best.factor_std:.3f} of nominal from {best.frames} static frames "
+                f"of {key} (torque residual {best.residual_rms:.2f} N m rms)")  # fmt: skip
+    return out
 
 
 def _cma(pop, cont, params, fixed, cfg, size, say, x0=None, label="fit"):
