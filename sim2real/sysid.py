@@ -41,7 +41,11 @@ depends on it; :class:`~worldloop.sim2real.reality.FlickProbe` makes such slides
 servo hides a held object's weight: the sag it causes,
 ``m g L / kp`` (0.1 kg x 9.81 m/s^2 x 0.5 m / 3500 N m/rad = 0.14 mrad), is below encoder noise. Torque logs
 carry the weight, but replayed torques are ``kp`` x a joint error, and contact makes open-loop
-joint errors of a few mrad inevitable; so torques are compared (``effort_scale``) only on request.
+joint errors of a few mrad inevitable; so replayed torques are compared (``effort_scale``) only on
+request. Instead, an object's mass (a ``body_mass`` term on one free body) is taken from the torques of
+the frames where the arm holds it still (:mod:`~worldloop.sim2real.statics`, logs of
+:class:`~worldloop.sim2real.reality.HoldProbe`), before and without any replay, and held fixed while the
+rest is fitted: with the mass right, the friction the probes show is no longer pulled off by it.
 """
 
 from __future__ import annotations
