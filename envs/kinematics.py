@@ -45,6 +45,7 @@ class Poses:
         """``{body_id: (N, 4, 4)}`` world transforms; the world body 0 included."""
         self._quat: dict[int, torch.Tensor] = {}
         self._stacks: dict[tuple[int, ...], torch.Tensor] = {}
+        self._frames: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = {}  # joint_frames results
 
     def __contains__(self, body: int) -> bool:
         return body in self.transforms
@@ -213,8 +214,7 @@ class ForwardKinematics:
 
     def joint_frames(self, poses: Poses, joints: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
         """World axes ``(N, J, 3)`` and anchors ``(N, J, 3)`` [m] of ``joints``, kept on ``poses``."""
-        key = ("joints", joints)
-        out = poses._stacks.get(key)
+        out = poses._frames.get(joints)
         if out is None:
             m = self.model
             trans = poses.stack(tuple(int(m.jnt_bodyid[j]) for j in joints))  # (N, J, 4, 4)
@@ -224,7 +224,7 @@ class ForwardKinematics:
             anchor = trans[..., :3, 3]
             if m.jnt_pos[list(joints)].any():
                 anchor = anchor + (rot @ self._jnt_pos[ids].unsqueeze(-1)).squeeze(-1)
-            out = poses._stacks[key] = (axis, anchor)
+            out = poses._frames[joints] = (axis, anchor)
         return out
 
     def site_pos(self, poses: Poses, site_id: int) -> torch.Tensor:
