@@ -105,6 +105,10 @@ class SysIdCfg:
     """[N m] Torque error counted as one unit of loss (``inf``, the default: torques not fitted, module
     docstring; e.g. ``EFFORT_SCALE`` = 0.5 to fit them)."""
 
+    replay_masses: bool = False
+    """Fit a ``body_mass`` term no log set holds still (no static-hold torques) by replaying the logs.
+    Off by default: kinematic logs do not show a held object's weight (module docstring), and such a
+    fit drifts and drags friction along; the term then stays at its nominal value, reported as not fitted."""
     trim: float = 0.25
     """Fraction of each candidate's episodes with the largest loss left out of its mean (module docstring)."""
 
@@ -131,6 +135,8 @@ class SysIdResult:
     params: dict[str, RandTerm] = field(default_factory=dict)
     sensitivity: dict[str, list[float]] = field(default_factory=dict)
     """Relative loss increase with one factor moved to each of :data:`SENSITIVITY_FACTORS` x its fit."""
+    unfitted: dict[str, str] = field(default_factory=dict)
+    """Parameters left at their nominal value, with the reason (``SysIdCfg.replay_masses``)."""
     static: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Parameters found from static holds instead of replays (:mod:`~worldloop.sim2real.statics`):
     ``{name: {"log": log set, "frames", "episodes", "residual_rms" [N m]}}``."""
@@ -138,14 +144,19 @@ class SysIdResult:
     def identified(self, name: str) -> bool:
         """Whether moving the factor by ``SENSITIVITY_FACTORS`` raises the loss by more than
         :data:`IDENTIFIED_RISE` both ways (latency: always; it is chosen by its loss)."""
+        if name in self.unfitted:
+            return False
         s = self.sensitivity.get(name)
         return s is None or min(s) > IDENTIFIED_RISE
 
     def preset(self, width: float = 3.0, min_rel: float = 0.05) -> dict[str, RandTerm]:
         """A randomization preset centred on the fit: each ``scale`` term's range is the fit +- ``width``
-        standard deviations (at least +- ``min_rel`` of it), within the term's bounds; latency pinned."""
+        standard deviations (at least +- ``min_rel`` of it), within the term's bounds; latency pinned;
+        parameters not fitted left out."""
         out = {}
         for name, v in self.values.items():
+            if name in self.unfitted:
+                continue
             t = self.params[name]
             if t.kind == "action_latency":
                 out[name] = RandTerm(kind=t.kind, range=(v, v), mode="reset")
@@ -159,7 +170,7 @@ class SysIdResult:
     def to_json(self) -> dict[str, Any]:
         return {
             "values": self.values,
-            "std": self.std,
+            "std": {k: v for k, v in self.std.items() if math.isfinite(v)},  # none for an unfitted parameter
             "loss_nominal": self.loss_nominal,
             "loss_fit": self.loss_fit,
             "latency_losses": {str(k): v for k, v in self.latency_losses.items()},
@@ -169,6 +180,7 @@ class SysIdResult:
             "evaluations": self.evaluations,
             "seconds": self.seconds,
             "static": self.static,
+            "unfitted": self.unfitted,
         }
 
 
@@ -275,7 +287,13 @@ def identify(
     say = progress or (lambda s: None)
     try:
         static = _static_masses(pop, params, say)  # object masses from static holds, where logged
-        held = {k: h.factor for k, h in static.items()}
+        unfitted = {}
+        if not cfg.replay_masses:
+            for k in cont:
+                if params[k].kind == "body_mass" and k not in static:
+                    unfitted[k] = "no static hold of the body in the logs (log a HoldProbe, or SysIdCfg.replay_masses)"
+                    say(f"{k}: not fitted, {unfitted[k]}")
+        held = {**{k: h.factor for k, h in static.items()}, **{k: 1.0 for k in unfitted}}
         cont = [k for k in cont if k not in held]
         nominal = {k: 1.0 for k in cont}
         lat_losses: dict[int, float] = {}
@@ -327,6 +345,7 @@ def identify(
         if latency:
             std[latency[0]] = 0.0
         std.update({k: h.factor_std for k, h in static.items()})
+        std.update({k: float("nan") for k in unfitted})
         return SysIdResult(
             values={k: values[k] for k in params},
             std={k: std[k] for k in params},
@@ -339,6 +358,7 @@ def identify(
             params=params,
             sensitivity=sensitivity,
             static={k: h.summary() for k, h in static.items()},
+            unfitted=unfitted,
         )
     finally:
         pop.close()

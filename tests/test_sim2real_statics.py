@@ -59,3 +59,15 @@ def test_identify_takes_the_mass_from_static_holds(holds):
     assert fit.static["object_mass"]["frames"] > 100
     assert fit.std["object_mass"] > 0
     assert fit.history == []  # nothing left for the replay fit
+
+
+def test_a_mass_no_log_holds_still_is_left_at_nominal_and_reported(tmp_path):
+    """Kinematic logs of pushes do not show the cube's weight: the fit says so instead of drifting."""
+    path = tmp_path / "flick"
+    collect_reality("Franka-Push-v0", path, episodes=2, seed=1, policy="flick")
+    logs = {"Franka-Push-v0": read_logs(path, make("Franka-Push-v0", num_envs=1))}
+    fit = identify(logs, {"object_mass": FRANKA_PARAMS["object_mass"]}, SysIdCfg(popsize=4, generations=2))
+    assert fit.values["object_mass"] == 1.0
+    assert "static hold" in fit.unfitted["object_mass"]
+    assert not fit.identified("object_mass")
+    assert "object_mass" not in fit.preset() and "object_mass" not in fit.to_json()["std"]
