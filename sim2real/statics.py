@@ -150,7 +150,8 @@ def held_mass(logs: RobotLogs, env: BatchedEnv, body: str) -> HeldMass:
     g = torch.as_tensor(m.opt.gravity, dtype=torch.float64)
     phi = -(axis * torch.cross(p.reshape(E * T, 1, 3) - anchor, g.expand_as(anchor), dim=-1)).sum(-1)
     phi = phi.reshape(E, T, -1)
-    resid = logs.effort.double()[..., cols] - g_arm
+    effort = logs.effort.double()[..., cols]
+    resid = effort - g_arm
     ep = torch.arange(E)[:, None].expand(E, T)
     acts = [mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_ACTUATOR, a) for a in logs.effort_names]
 
@@ -158,7 +159,6 @@ def held_mass(logs: RobotLogs, env: BatchedEnv, body: str) -> HeldMass:
     # each stay within a band (a short oscillation would pass a test on the mean speed), and no servo
     # is at its force limit (a saturated servo pushes against something other than gravity).
     w = WINDOW
-    effort = logs.effort.double()[..., cols]
 
     def windows(x: torch.Tensor) -> torch.Tensor:
         return x.unfold(1, 2 * w + 1, 1)  # (E, T - 2w, C, 2w + 1)
@@ -196,7 +196,8 @@ def held_mass(logs: RobotLogs, env: BatchedEnv, body: str) -> HeldMass:
     if not bool(use.any()):
         counts = ", ".join(f"{k}: {int(v.sum())}" for k, v in tests.items())
         raise LogError(f"{logs.source}: no frame holds {body!r} still off the table ({counts} frames pass each test "
-                       f"in turn); log a lift-and-hold (e.g. the Franka-Lift-v0 expert)")  # fmt: skip
+                       f"in turn); log a lift and a still hold (worldloop's HoldProbe: --reality-tasks "
+                       f"Franka-Lift-v0:hold)")  # fmt: skip
 
     # Each frame's own least-squares mass, weighted by how much the mass moves its torques; their weighted
     # median ignores frames that passed the tests while the arm still crept (module docstring).
