@@ -237,27 +237,31 @@ def load_run(
     device: str | None = None,
     seed: int = 12345,
     randomization: Mapping[str, RandTerm | Mapping] | None = None,
+    env: BatchedEnv | None = None,
 ) -> tuple[BatchedEnv, Runner]:
     """Rebuild a run's env from its saved config and load a checkpoint into its runner.
 
     ``checkpoint``: ``"best"``, ``"last"``, a file name in the run or a path
     (:func:`run_dir.find_checkpoint`); ``num_envs``, ``backend``, ``device``: the run's unless given;
-    ``randomization``: terms replacing the run's ``env.randomization`` (e.g. parameters to sweep).
-    Returns ``(env, runner)``."""
+    ``randomization``: terms replacing the run's ``env.randomization`` (e.g. parameters to sweep);
+    ``env``: an env built elsewhere to load the policy for instead (another task with the run's
+    observation and action sizes, e.g. its Isaac Lab counterpart; ``num_envs`` .. ``randomization``
+    are then unused). Returns ``(env, runner)``."""
     from worldloop.policies.rsl_rl_adapter import RslRlVecEnv
     from worldloop.policies.runner import Runner
 
     cfg = run_dir.read_config(run)
     ckpt = run_dir.find_checkpoint(run, checkpoint)
-    env_cfg = cfg.env if randomization is None else dataclasses.replace(cfg.env, randomization=dict(randomization))
-    env = make(
-        cfg.task,
-        num_envs=cfg.num_envs if num_envs is None else num_envs,
-        backend=cfg.backend if backend is None else backend,
-        device=cfg.device if device is None else device,
-        seed=seed,
-        cfg=env_cfg,
-    )
+    if env is None:
+        env_cfg = cfg.env if randomization is None else dataclasses.replace(cfg.env, randomization=dict(randomization))
+        env = make(
+            cfg.task,
+            num_envs=cfg.num_envs if num_envs is None else num_envs,
+            backend=cfg.backend if backend is None else backend,
+            device=cfg.device if device is None else device,
+            seed=seed,
+            cfg=env_cfg,
+        )
     vec = RslRlVecEnv(env, log_interval=cfg.agent.num_steps_per_env, reward_scale=cfg.agent.reward_scale)
     runner = Runner(vec, rsl_rl_cfg(cfg, str(env.device)), log_dir=None, device=str(env.device))
     runner.load(str(ckpt))

@@ -59,11 +59,13 @@ class ReportCfg:
     seed: int = 0
     """Seed of every env, the held-out reality and the fit."""
     backends: tuple[str, ...] | None = None
-    """Backends of the transfer section; default every installed one."""
+    """Backends of the transfer section (mujoco, newton, isaaclab); default every installed one, plus isaaclab
+    where the task has an Isaac Lab counterpart (Cartpole-v0: Isaac-Cartpole), run in the Isaac Lab
+    environment (``.venv-isaaclab`` in the checkout or ``$WORLDLOOP_ISAACLAB_ENV``)."""
     episodes: int = 500
     """Transfer episodes on the training backend."""
     other_backend_episodes: int = 200
-    """Transfer episodes on each other backend (Newton on a CPU is slower than MuJoCo C)."""
+    """Transfer episodes on each other backend (Newton and Isaac Lab on a CPU are slower than MuJoCo C)."""
     robustness: bool = True
     """Sweep each randomized parameter of the run."""
     terms_from: str | None = None
@@ -291,7 +293,7 @@ def _other_backend(training_backend: str) -> str | None:
 def _episodes_by_backend(cfg: ReportCfg, training_backend: str) -> dict[str, int]:
     from worldloop.sim2real.common import installed_backends
 
-    names = set(installed_backends()) | set(cfg.backends or ())
+    names = set(installed_backends()) | set(cfg.backends or ()) | {"isaaclab", training_backend}
     return {b: cfg.episodes if b == training_backend else cfg.other_backend_episodes for b in names}
 
 
@@ -452,13 +454,21 @@ def markdown(report: dict) -> str:
     if tr:
         cols = ("backend", "episodes", "success (95% CI)", "mean return (95% CI)", "success drop", "return drop")
         L += _section("Cross-simulator transfer", report["plots"]["transfer"], cols)
+        notes = []
         for name, b in tr["backends"].items():
             ci, rci = b["success_ci95"], b.get("return_ci95") or [None, None]
             success = f"{_pct(b['success_rate'])} ({_pct(ci[0])}-{_pct(ci[1])})"
             ret = f"{_f(b['mean_return'], 4)} ({_f(rci[0], 4)}-{_f(rci[1], 4)})"
+            if b.get("task"):
+                name = f"{name} (`{b['task']}`)"
+                notes.append(f"{name}: {b['note']}")
             L.append(_row(name, b["episodes"], success, ret, _pct(b.get("success_drop")), _pct(b.get("return_drop"))))
-        if tr.get("not_installed"):
-            L.append(f"\nNot installed: {', '.join(tr['not_installed'])}.")
+        L += [""] + notes if notes else []
+        setup = tr.get("setup") or {}
+        for name in tr.get("not_installed") or []:
+            L.append(f"\nNot installed: {name}" + (f"; {setup[name]}." if name in setup else "."))
+        for name, why in (tr.get("not_evaluated") or {}).items():
+            L.append(f"\nNot evaluated on {name}: {why}.")
         L.append("")
     rb = report.get("robustness")
     if rb:

@@ -254,6 +254,61 @@ def test_transfer_to_newton(runs, tmp_path):
     assert is_png(plot_transfer(result, tmp_path / "transfer.png"))
 
 
+def test_isaaclab_transfer_needs_a_counterpart_and_names_the_setup_when_absent(runs, tmp_path, monkeypatch):
+    """Cartpole-v0 maps onto Isaac-Cartpole; without an Isaac Lab environment the transfer lists isaaclab as
+    not installed with the command that creates it; Franka-Reach-v0 has no counterpart and says why."""
+    import sys
+
+    from worldloop.envs.isaaclab.env import SETUP
+    from worldloop.policies.train import TrainCfg, train
+    from worldloop.sim2real.isaaclab_transfer import counterpart, isaaclab_here
+    from worldloop.sim2real.report import markdown
+
+    if isaaclab_here():
+        pytest.skip("Isaac Lab imports in this process: it is always available here")
+    assert counterpart("Cartpole-v0").task == "isaaclab:Isaac-Cartpole-v0" and counterpart("Franka-Lift-v0") is None
+    monkeypatch.setenv("WORLDLOOP_ISAACLAB_ENV", str(tmp_path / "no_env"))
+    with pytest.raises(ValueError, match="no Isaac Lab environment.*" + SETUP.split(" && ")[0]):
+        transfer(runs["rand"], backends=["mujoco", "isaaclab"], episodes=8, num_envs=8)
+    # The default backends of a machine with the mujoco backend only: isaaclab is named, not evaluated.
+    monkeypatch.setattr(sys.modules["worldloop.sim2real.transfer"], "installed_backends", lambda: ["mujoco"])
+    result = transfer(runs["rand"], episodes=8, num_envs=8)
+    assert list(result["backends"]) == ["mujoco"] and result["not_installed"] == ["isaaclab"]
+    assert SETUP in result["setup"]["isaaclab"] and "WORLDLOOP_ISAACLAB_ENV" in result["setup"]["isaaclab"]
+    head = {"task": "Cartpole-v0", "run": "r", "checkpoint": "best", "seed": 0, "worldloop_version": "0",
+            "created": "now", "machine": {"cpus": 2}, "seconds": 1.0, "plots": {"transfer": "t.png"}}  # fmt: skip
+    assert f"Not installed: isaaclab; in the worldloop checkout: {SETUP}" in markdown({**head, "transfer": result})
+    # A task without a counterpart: refused when asked for, said why in the default list.
+    cfg = TrainCfg.from_task("Franka-Reach-v0", num_envs=4, max_iterations=1, eval_episodes=0,
+                             log_root=str(tmp_path / "reach"))  # fmt: skip
+    reach = train(dataclasses.replace(cfg, agent=dataclasses.replace(cfg.agent, num_steps_per_env=2)))["run_dir"]
+    with pytest.raises(ValueError, match="backend isaaclab: Isaac-Reach-Franka's layouts do not map"):
+        transfer(reach, backends=["isaaclab"], episodes=4)
+    result = transfer(reach, episodes=4, num_envs=4)
+    assert "orientation" in result["not_evaluated"]["isaaclab"] and result["not_installed"] == []
+
+
+@pytest.mark.isaaclab
+def test_transfer_to_isaaclab_runs_in_the_isaaclab_environment(runs, tmp_path):
+    """The real cross-environment transfer: this process evaluates on mujoco, the Isaac Lab environment
+    (Python 3.12, a subprocess) evaluates the same checkpoint on Isaac-Cartpole."""
+    from worldloop.sim2real.isaaclab_transfer import isaaclab_available
+
+    if not isaaclab_available():
+        pytest.skip("no Isaac Lab environment (.venv-isaaclab or $WORLDLOOP_ISAACLAB_ENV; README, 'Isaac Lab backend')")
+    result = transfer(runs["rand"], backends=["mujoco", "isaaclab"], episodes={"mujoco": 16, "isaaclab": 8}, num_envs=8)
+    json.dumps(result, allow_nan=False)
+    assert list(result["backends"]) == ["mujoco", "isaaclab"]
+    m, i = result["backends"]["mujoco"], result["backends"]["isaaclab"]
+    assert i["task"] == "isaaclab:Isaac-Cartpole-v0" and i["episodes"] == 8 and i["num_envs"] == 8
+    # Isaac Lab's episodes: 300 steps (5 s at 60 Hz) unless the cart leaves +-3 m first.
+    assert 0 < i["mean_length"] <= 300 and 0 < m["mean_length"] <= 500
+    assert i["return_drop"] is None and i["success_drop"] == pytest.approx(m["success_rate"] - i["success_rate"])
+    assert -10.0 < i["mean_return"] <= 5.0 + 1e-6  # Isaac Lab's reward: at most 1 per second for 5 s
+    png = plot_transfer(result, tmp_path / "transfer.png")
+    assert is_png(png)
+
+
 # ---------------------------------------------------------------------- ranking fidelity
 def test_rank_fidelity_over_six_checkpoints(runs, tmp_path):
     result = rank_fidelity(runs["rand"], reference={"pins": {"pole_mass": 2.0}}, episodes=8)
