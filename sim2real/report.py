@@ -81,16 +81,18 @@ class ReportCfg:
     ``info.json`` names the task) or ``TASK=PATH``; layouts in ``worldloop/sim2real/logs.py``."""
     reality_tasks: tuple[str, ...] = ()
     """Record held-out "reality" logs (hidden changes ``--reality-changes``) into ``<out>/reality/`` and
-    replay and fit them: ``TASK`` (its scripted expert) or ``TASK:flick`` (a friction probe, Push only);
-    e.g. ``Franka-Lift-v0 Franka-Push-v0 Franka-Push-v0:flick``."""
+    replay and fit them: ``TASK`` (its scripted expert), ``TASK:flick`` (a friction probe, Push only) or
+    ``TASK:hold`` (a payload probe that lifts the cube and holds it still, Lift only: the cube's mass from
+    its torques); e.g. ``Franka-Push-v0:flick Franka-Lift-v0:hold``."""
     reality_changes: dict[str, float] = field(default_factory=lambda: dict(HIDDEN_CHANGES))
     """The hidden changes of the reality: ``{parameter: factor}`` (latency: steps)."""
     reality_episodes: int = 16
     """Episodes per reality task."""
-    fit_params: tuple[str, ...] = ("object_friction", "arm_kp", "latency")
-    """Parameters the fit searches (names of ``worldloop.sim2real.reality.FRANKA_PARAMS``). Not
-    ``object_mass`` by default: kinematic logs of a stiff position-controlled arm do not show it
-    (``worldloop/sim2real/sysid.py``), and a fit that searches it drifts and drags friction along."""
+    fit_params: tuple[str, ...] = ("object_mass", "object_friction", "arm_kp", "latency")
+    """Parameters the fit searches (names of ``worldloop.sim2real.reality.FRANKA_PARAMS``). ``object_mass``
+    comes from the torques of static holds (``worldloop/sim2real/statics.py``) where a log holds the cube
+    still (``TASK:hold``), and stays at nominal, reported as not fitted, where none does: kinematic logs of
+    a stiff position-controlled arm do not show it (``worldloop/sim2real/sysid.py``)."""
     sysid: SysIdCfg = field(default_factory=SysIdCfg)
     """Search settings of the fit."""
     rank: bool = True
@@ -390,7 +392,7 @@ def _plot_sysid(sysid: dict, path: Path) -> Path:
     hidden = sysid.get("not_fitted") or {}
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4))
     x = range(len(names))
-    ax.errorbar(x, [sysid["values"][k] for k in names], yerr=[2 * sysid["std"][k] for k in names], fmt="o",
+    ax.errorbar(x, [sysid["values"][k] for k in names], yerr=[2 * sysid["std"].get(k, 0.0) for k in names], fmt="o",
                 color="C0", capsize=4, label="identified (+-2 std, episode jackknife)")  # fmt: skip
     truth = sysid.get("truth") or {}
     tx = [i for i, k in enumerate(names) if k in truth] + [len(names) + i for i in range(len(hidden))]
@@ -488,8 +490,12 @@ def markdown(report: dict) -> str:
         L.append("")
     si = report.get("sysid")
     if si:
+        static = "".join(
+            f"{k} from the torques of {v['frames']} static frames of {v['log']} (not by replay); "
+            for k, v in (si.get("static") or {}).items()
+        )
         intro = (
-            f"CMA-ES, {si['evaluations']} candidate replays in {si['seconds']:.0f} s; replay loss "
+            f"{static}CMA-ES, {si['evaluations']} candidate replays in {si['seconds']:.0f} s; replay loss "
             f"{_f(si['loss_nominal'])} (nominal) -> {_f(si['loss_fit'])} (fit). Fitted randomization preset: "
             f"`{si.get('preset_file', '')}`. The std is an episode jackknife: a lower bound, blind to a bias "
             "every episode shares (contact in open-loop replay, a parameter not fitted); 'identifiable' says the "
@@ -501,7 +507,9 @@ def markdown(report: dict) -> str:
             truth = (si.get("truth") or {}).get(k)
             err = (si.get("relative_error") or {}).get(k)
             ok = "yes" if si["identified"][k] else "no: the loss barely changes with it"
-            L.append(_row(k, _f(v), _f(si["std"][k], 2), _f(truth), _pct(err), ok))
+            if k in (si.get("unfitted") or {}):
+                ok = f"not fitted: {si['unfitted'][k]}"
+            L.append(_row(k, _f(v), _f(si["std"].get(k), 2), _f(truth), _pct(err), ok))
         if si.get("not_fitted"):
             hidden = ", ".join(f"{k} x{_f(v)}" for k, v in si["not_fitted"].items())
             L.append(f"\nHidden changes not fitted: {hidden} (`--fit-params`; what kinematic logs cannot show is "
