@@ -1,6 +1,6 @@
 """The run directory: the one place that knows its layout (write, read back, find checkpoints).
 
-    <log_root>/<task>/<date_time>[_<run_name>]/
+    <log_root>/<task>/<date_time>[_<run_name>]/      (<task>: the id, ':' as '_', :func:`task_folder`)
         config.json             the resolved train, env and agent config and the backend used
         model_<it>.pt           checkpoints every ``save_interval`` iterations (atomic writes)
         last.pt, best.pt        the latest checkpoint, and the one with the best recent success rate
@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import time
 import types
 import typing
@@ -50,9 +51,17 @@ class ConfigError(ValueError):
 
 # ---- creating and describing a run ------------------------------------------------------------
 def new_run_dir(log_root: str | Path, task: str, run_name: str = "") -> Path:
-    """``<log_root>/<task>/<date_time>[_<run_name>]`` (not created: :func:`write_config` does that)."""
+    """``<log_root>/<task>/<date_time>[_<run_name>]`` (not created: :func:`write_config` does that); the
+    task folder is :func:`task_folder` of the id."""
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
-    return Path(log_root) / task / (stamp + (f"_{run_name}" if run_name else ""))
+    return Path(log_root) / task_folder(task) / (stamp + (f"_{run_name}" if run_name else ""))
+
+
+def task_folder(task: str) -> str:
+    """The folder name of a task's runs: the id with the characters some file systems refuse
+    (``<>:"/\\|?*``) as ``_``: ``isaaclab:Isaac-Cartpole-v0`` -> ``isaaclab_Isaac-Cartpole-v0``; other ids
+    unchanged. The run's ``config.json`` keeps the id itself."""
+    return re.sub(r'[<>:"/\\|?*]', "_", task)
 
 
 def write_config(run_dir: str | Path, cfg: TrainCfg, *, backend: str) -> Path:

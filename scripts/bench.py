@@ -11,6 +11,10 @@ controls it sent (``Rollout.ctrl``). For the ``mujoco`` backend that control seq
 ``decimation`` substeps, from the same start state, ``env.backend.get_state()``) is then replayed
 open loop by ``mujoco.rollout`` on the same threads in one call per chunk: that is the physics limit
 of the scene, and the env's efficiency is ``env_steps_per_s * decimation / raw_physics_steps_per_s``.
+The other backends have no such reference (``raw_physics_steps_per_s`` is absent): for them the
+output gives ``physics_time_fraction``, the share of the env step spent in the engine's own step
+(``isaaclab``: Isaac Lab's whole ``step``, physics, scene and managers, so the rest is worldloop's
+wrapper).
 
 ``--randomization-overhead`` and ``--parameter-mechanisms`` run the randomization benchmarks of
 ``worldloop.scripts.bench_randomization`` instead.
@@ -229,6 +233,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
         line += (
             f"; raw mujoco.rollout on {r['threads']} threads: {r['raw_physics_steps_per_s']:,.0f} "
             f"physics steps/s; ratio {r['ratio_to_raw']:.2f}"
+        )
+    else:  # the raw-physics replay is mujoco.rollout's: no reference for the other engines
+        inside = "Isaac Lab's step (physics, scene, managers)" if r["backend"] == "isaaclab" else "the physics step"
+        line += (
+            f"; no raw-physics ratio on {r['backend']} (measured for mujoco only); "
+            f"{100 * r['physics_time_fraction']:.1f}% of the env step inside {inside}"
         )
     print(line + f"  [{r['machine']}]")
     return r

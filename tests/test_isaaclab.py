@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -119,6 +120,16 @@ def test_cartpole_follows_the_batched_env_contract(asset_root):
         assert stats["episodes"] == ended >= 16
         assert 0.0 <= stats["success"] <= 0.5  # random actions rarely end with the pole up
         assert {"term/alive", "term/pole_pos"} <= set(stats)
+        # Randomization is Isaac Lab's event manager's: read back, not worldloop terms.
+        events = env.randomizer.events()
+        assert events["reset_cart_position"] == {
+            "mode": "reset", "function": "reset_joints_by_offset", "physical": False,
+            "params": {"asset_cfg": {"asset": "robot", "joint_names": ["slider_to_cart"], "body_names": None},
+                       "position_range": [-1.0, 1.0], "velocity_range": [-0.5, 0.5]},
+        }  # fmt: skip
+        assert set(events) == {"reset_cart_position", "reset_pole_position"} and env.randomizer.terms == {}
+        with pytest.raises(KeyError, match="reset_pole_position.*events"):
+            env.randomizer.physical("pole_mass")
         # The Loop records every field (qpos/qvel are the robot's joints in Isaac Lab's order).
         r = next(worldloop.Loop(env, lambda o: torch.zeros(16, 1)).run(4, chunk=4))
         assert r.obs.shape == (4, 16, 4) and r.qpos.shape == (4, 16, 2) and r.success.shape == (4, 16)
@@ -157,6 +168,8 @@ def test_reach_franka_runs_on_the_stand_in_panda(asset_root):
         assert "panda_hand" in robot.body_names and "panda_leftfinger" in robot.body_names
         obs, _ = env.reset()
         assert obs["policy"].shape == (4, 32) and env.action_dim == 7
+        events = env.randomizer.events()
+        assert events and not any(e["physical"] for e in events.values())  # joint-state resets only
         for _ in range(10):
             obs, reward, terminated, truncated, info = env.step(torch.zeros(4, 7))
         assert torch.isfinite(obs["policy"]).all() and torch.isfinite(reward).all()
@@ -186,10 +199,35 @@ def test_train_and_play_run_the_real_commands(asset_root, tmp_path):
                           "--env.asset-root", asset_root])  # fmt: skip
     assert summary["episodes"] == 8 and summary["env_steps"] == 2 * 32 * 16
     run = summary["run_dir"]
+    assert Path(run).parent == tmp_path / "isaaclab_Isaac-Cartpole-v0"  # no ':' in the folder name
     saved = json.loads((Path(run) / "config.json").read_text())
     assert saved["backend"] == "isaaclab" and saved["env"]["scene"] == "Isaac-Cartpole"
+    assert saved["train"]["task"] == "isaaclab:Isaac-Cartpole-v0"
     out = play.main(["--run", run, "--episodes", "4", "--num-envs", "4"])
     assert out["episodes"] == 4 and out["backend"] == "isaaclab"
+    resumed = train.main(["--resume", run, "--max-iterations", "3"])
+    assert resumed["run_dir"] == run and (Path(run) / "model_2.pt").is_file()
+
+
+@isaaclab
+@pytest.mark.isaaclab
+def test_sim2real_transfer_to_isaaclab_inside_its_environment(tmp_path):
+    """``worldloop sim2real`` run in the Isaac Lab environment itself: the counterpart is evaluated in this
+    process. A Cartpole-v0 run without model randomization (mujoco 3.12 here has no mujoco.batch)."""
+    from worldloop.scripts import sim2real, train
+
+    no_model_terms = ["--rand", "pole_mass=off", "--rand", "cart_mass=off", "--rand", "motor_gain=off"]
+    summary = train.main(["--task", "Cartpole-v0", "--num-envs", "16", "--max-iterations", "3", "--backend", "mujoco",
+                          "--device", "cpu", "--eval-episodes", "0", "--log-root", str(tmp_path), *no_model_terms,
+                          "--agent.num-steps-per-env", "8"])  # fmt: skip
+    report = sim2real.main(["--run", summary["run_dir"], "--out", str(tmp_path / "report"), "--backends", "mujoco",
+                            "isaaclab", "--episodes", "8", "--other-backend-episodes", "4", "--no-robustness",
+                            "--no-rank"])  # fmt: skip
+    rows = report["transfer"]["backends"]
+    assert list(rows) == ["mujoco", "isaaclab"] and rows["isaaclab"]["task"] == "isaaclab:Isaac-Cartpole-v0"
+    assert rows["isaaclab"]["episodes"] == 4 and 0 < rows["isaaclab"]["mean_length"] <= 300
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "| isaaclab (`isaaclab:Isaac-Cartpole-v0`) | 4 |" in md and "stand-in cart-pole" in md
 
 
 @isaaclab
@@ -219,7 +257,13 @@ def test_bench_json_prints_one_json_object_only(asset_root, monkeypatch, capsys)
     monkeypatch.setenv("ISAACSIM_ASSET_ROOT", asset_root)
     main(["--task", "isaaclab:Isaac-Cartpole-v0", "--num-envs", "8", "--steps", "5", "--json"])
     out = capsys.readouterr().out
-    assert json.loads(out)["task"] == "isaaclab:Isaac-Cartpole-v0"
+    r = json.loads(out)
+    assert r["task"] == "isaaclab:Isaac-Cartpole-v0" and "raw_physics_steps_per_s" not in r
+    # The text says why there is no raw-physics ratio and what it measures instead.
+    main(["--task", "isaaclab:Isaac-Cartpole-v0", "--num-envs", "8", "--steps", "5"])
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "no raw-physics ratio on isaaclab (measured for mujoco only)" in line
+    assert re.search(r"\d+\.\d% of the env step inside Isaac Lab's step", line)
 
 
 def test_model_randomization_without_mujoco_batch_names_the_cause(monkeypatch):

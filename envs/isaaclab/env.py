@@ -23,7 +23,8 @@ evaluation, benchmarking and PPO training (rsl-rl) drive it unchanged:
 - ``info["final_obs"]``: the observation before the autoreset (Isaac Lab's ``compute_final_obs``).
 - Partial autoreset happens inside Isaac Lab's ``step``, as worldloop's contract has it.
 
-Randomization lives in Isaac Lab's event manager (``cfg.randomization`` must stay empty);
+Randomization lives in Isaac Lab's event manager (``cfg.randomization`` must stay empty;
+``env.randomizer.events()`` reads its terms back: mode, function, parameters);
 ``qpos``/``qvel`` are the robot articulation's joint positions and velocities in Isaac Lab's joint
 order (``qpos_names``), not MuJoCo's; :meth:`set_state` is not available. ``env.task`` is a view
 (:class:`IsaacLabTaskView`) for consumers that read observation sizes or ask for an expert.
@@ -199,8 +200,13 @@ def resolve_assets(env_cfg: Any, asset_root: str = "") -> list[str]:
 
 # ------------------------------------------------------------------ the env
 class _EventRandomization:
-    """What worldloop's consumers read from ``env.randomizer``: Isaac Lab's randomization lives in its
-    event manager, so there are no worldloop terms to report, set or save."""
+    """``env.randomizer`` of an Isaac Lab task. Isaac Lab randomizes through its event manager, whose terms
+    are functions with parameters, not worldloop terms (no per-env draw to pin, sweep, save or widen), so
+    ``terms``, :meth:`values` and :meth:`ranges` are empty and :meth:`physical`, :meth:`columns` and
+    :meth:`set` refuse every name; :meth:`events` reads back what the event manager does."""
+
+    def __init__(self, event_manager: Any = None) -> None:
+        self._events = event_manager
 
     @property
     def terms(self) -> dict:
@@ -211,6 +217,45 @@ class _EventRandomization:
 
     def values(self) -> dict:
         return {}
+
+    def events(self) -> dict[str, dict[str, Any]]:
+        """Isaac Lab's event terms: ``{name: {"mode": "startup" | "reset" | "interval" | ..., "function":
+        str, "physical": bool, "params": {...}}}``. ``physical``: the function changes a physical parameter
+        (Isaac Lab's ``randomize_*`` terms: masses, friction, gains, ...) rather than resetting a state;
+        ``params`` as configured (a scene entity as ``{"asset", "joint_names", "body_names"}``; ranges in the
+        function's units)."""
+        if self._events is None:
+            return {}
+        out = {}
+        for mode, names in self._events.active_terms.items():
+            for name in names:
+                cfg = self._events.get_term_cfg(name)
+                func = getattr(cfg.func, "__name__", type(cfg.func).__name__)
+                physical = func.startswith("randomize_") and "visual" not in func
+                params = {k: _describe(v) for k, v in (cfg.params or {}).items()}
+                out[name] = {"mode": mode, "function": func, "physical": physical, "params": params}
+        return out
+
+    def _refuse(self, name: str) -> KeyError:
+        return KeyError(
+            f"no randomization term {name!r}: Isaac Lab tasks randomize through their event manager; its terms "
+            f"{sorted(self.events())} are read back with env.randomizer.events()"
+        )
+
+    def physical(self, name: str) -> torch.Tensor:
+        """Refused: there are no worldloop terms (:meth:`events` describes Isaac Lab's).
+
+        Raises:
+            KeyError: always; the message names the event terms."""
+        raise self._refuse(name)
+
+    def columns(self, name: str) -> list[str]:
+        """Refused as :meth:`physical`."""
+        raise self._refuse(name)
+
+    def set(self, name: str, value: Any, mask: torch.Tensor | None = None) -> None:
+        """Refused as :meth:`physical`."""
+        raise self._refuse(name)
 
     def state_dict(self) -> dict:
         return {}
@@ -223,6 +268,20 @@ class _EventRandomization:
 
     def seed(self, seed: int) -> None:
         pass
+
+
+def _describe(value: Any) -> Any:
+    """An event term parameter as plain data (JSON-able)."""
+    if hasattr(value, "name") and hasattr(value, "joint_names") and hasattr(value, "body_names"):
+        names = {"joint_names": _describe(value.joint_names), "body_names": _describe(value.body_names)}
+        return {"asset": value.name, **names}
+    if isinstance(value, dict):
+        return {str(k): _describe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_describe(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)
 
 
 class IsaacLabTaskView:
@@ -322,7 +381,8 @@ class IsaacLabEnv:
         """Policy steps per episode."""
         self.action_dim: int = int(env.action_manager.total_action_dim)
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
-        self.randomizer = _EventRandomization()
+        self.randomizer = _EventRandomization(env.event_manager)
+        """No worldloop terms; ``randomizer.events()`` reads back Isaac Lab's event terms."""
         self.timing = StepTiming()
         """Time spent in ``step``; ``physics_s`` is Isaac Lab's whole step (physics and its managers)."""
         self.actions = torch.zeros(num_envs, self.action_dim, device=self.device)
