@@ -260,6 +260,27 @@ def test_push_goals_lie_ahead_of_the_cube():
         worldloop.make("Franka-Push-v0", num_envs=2, goal_heading=(1.0, -1.0))
 
 
+def test_stack_reward_pays_most_for_letting_go_on_b():
+    """The expert, and the expert kept in an earlier phase: holding A on B or above B must earn less
+    per episode than setting it down and letting go."""
+
+    def episode(hold: tuple[int, int] | None) -> tuple[float, float]:
+        env = worldloop.make("Franka-Stack-v1", num_envs=12, seed=3)
+        env.reset()
+        ret = torch.zeros(env.num_envs)
+        for _ in range(env.max_episode_length - 1):  # the last step would start the next episode
+            if hold is not None:  # from phase hold[0] on, stay in phase hold[1]
+                env.task.fsm.goto(env.task.fsm.phase >= hold[0], hold[1])
+            _, rew, _, _, info = env.step(env.task.expert())
+            ret += rew
+        env.close()
+        return float(ret.mean()), float(info["success"].float().mean())
+
+    full, stack_hold, carry_hold = episode(None), episode((6, 5)), episode((5, 4))
+    assert full[1] >= 10 / 12 and stack_hold[1] == carry_hold[1] == 0.0, (full, stack_hold, carry_hold)
+    assert full[0] > 1.2 * stack_hold[0] > 1.2 * carry_hold[0], (full, stack_hold, carry_hold)
+
+
 def test_reward_terms_are_batched_and_bounded():
     torch.manual_seed(0)
     n = 5
