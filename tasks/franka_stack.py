@@ -108,10 +108,12 @@ class StackCfg(TaskCfg, FrankaActionsCfg):
 class FrankaStack(Task[StackCfg]):
     """Place cube A on cube B, let go, and leave it there for 0.5 s."""
 
-    # Lift's PPO settings (reward times the 0.02 s step, init std 0.5, gamma 0.98); see BENCHMARKS.md.
+    # Lift's PPO settings (reward times the 0.02 s step, init std 0.5, gamma 0.98). Success with noise stays
+    # near 0 until the gripper stays open 25 steps in a row, then rises fast: 48% after 950 iterations,
+    # 98% after 1,250 (BENCHMARKS.md).
     train_defaults = TrainDefaults(
         num_envs=1024,
-        max_iterations=950,
+        max_iterations=1250,
         agent={
             "init_noise_std": 0.5,
             "entropy_coef": 0.005,
