@@ -296,7 +296,7 @@ class BatchedEnv:
         self._ep_names: tuple[str, ...] | None = None
         self._ep_terms: torch.Tensor | None = None  # (num_terms, N) per-episode sums of the reward terms
         self._stat_sums: torch.Tensor | None = None  # over the episodes ended since the last pop_episode_stats
-        self._weights_for: tuple[str, ...] | None = None
+        self._weights: torch.Tensor | None = None  # (num_terms,) reward weights of _ep_names
         self._obs: dict[str, torch.Tensor] | None = None
         self.randomizer = Randomizer(getattr(cfg, "randomization", None), self)
         """Domain randomization of ``cfg.randomization`` (``startup`` terms are applied here)."""
@@ -489,15 +489,17 @@ class BatchedEnv:
         self.episode_length_buf += 1
 
         terms = self.task.rewards()
+        if tuple(terms) != self._ep_names:
+            self._start_terms(tuple(terms))
         stacked = torch.stack(list(terms.values()))  # (num_terms, N)
-        reward = self._term_weights(tuple(terms)) @ stacked
+        reward = self._weights @ stacked
         success = self.task.success()
         terminated = self.task.terminated() & ~diverged
         truncated = (self.episode_length_buf >= self.max_episode_length) | diverged
         reward = torch.where(diverged, 0.0, reward)
         self.num_physics_resets += diverged.sum()
 
-        self._accumulate(reward, tuple(terms), stacked, success, terminated | truncated, diverged)
+        self._accumulate(reward, stacked, success, terminated | truncated, diverged)
         final_obs = self.randomizer.observe(self.task.observe())
         done = terminated | truncated
         if self.device.type != "cpu" or bool(done.any()):  # a host sync is free on the CPU only
@@ -520,20 +522,18 @@ class BatchedEnv:
         return check_actions(self, actions)
 
     # ------------------------------------------------------------------ episode statistics
-    def _term_weights(self, names: tuple[str, ...]) -> torch.Tensor:
-        """``(len(names),)`` the weights of reward terms ``names`` (0 for a term without one)."""
-        if self._weights_for != names:
-            self._weights = torch.tensor([self.cfg.weights.get(k, 0.0) for k in names], device=self.device)
-            self._weights_for = names
-        return self._weights
+    def _start_terms(self, names: tuple[str, ...]) -> None:
+        """A new set of reward terms (the first step, or a task that changed its terms): their weights
+        ``(len(names),)`` (0 for a term without one), episode sums from zero, and the stats restart."""
+        self._ep_names = names
+        self._weights = torch.tensor([self.cfg.weights.get(k, 0.0) for k in names], device=self.device)
+        self._ep_terms = torch.zeros(len(names), self.num_envs, device=self.device)
+        self._stat_sums = None
 
-    def _accumulate(self, reward, names, stacked, success, done, diverged) -> None:
+    def _accumulate(self, reward, stacked, success, done, diverged) -> None:
         """Add this step to the episode sums, and the sums of episodes ending now (``done``) to the stats:
         return, length, success and each term's sum in one product."""
         self._ep_return += reward
-        if self._ep_names != names:
-            self._ep_names, self._ep_terms = names, torch.zeros_like(stacked)
-            self._stat_sums = None  # another set of terms: the stats restart
         self._ep_terms += stacked
         d = done.float()
         rows = torch.cat((d[None], self._ep_return[None], self.episode_length_buf[None].float(), success[None].float()))
