@@ -119,9 +119,10 @@ def held_mass(logs: RobotLogs, env: BatchedEnv, body: str) -> HeldMass:
     free = m.joint(int(m.body_jntadr[bid])).name
     # The torque columns of hinge joints (a gripper's slide joints carry the grasp, not the weight).
     hinge = int(mujoco.mjtJoint.mjJNT_HINGE)
+    acts = [mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_ACTUATOR, a) for a in logs.effort_names]
     cols, joints = [], []
-    for c, a in enumerate(logs.effort_names):
-        j = int(m.actuator_trnid[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_ACTUATOR, a), 0])
+    for c, a in enumerate(acts):
+        j = int(m.actuator_trnid[a, 0])
         if int(m.jnt_type[j]) == hinge:
             cols.append(c)
             joints.append(j)
@@ -153,7 +154,6 @@ def held_mass(logs: RobotLogs, env: BatchedEnv, body: str) -> HeldMass:
     effort = logs.effort.double()[..., cols]
     resid = effort - g_arm
     ep = torch.arange(E)[:, None].expand(E, T)
-    acts = [mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_ACTUATOR, a) for a in logs.effort_names]
 
     # Static, held frames: over a window of 2 * WINDOW + 1 frames the joints, the object and the torques
     # each stay within a band (a short oscillation would pass a test on the mean speed), and no servo
