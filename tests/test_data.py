@@ -292,8 +292,8 @@ def _complete_episodes_only(path: Path, length: int) -> int:
 
 @pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume(tmp_path):
-    """Killed 5 times at random moments, the dataset always loads with complete episodes only, and
-    ``--resume`` finishes it."""
+    """Killed up to 5 times at random moments (until it is complete), the dataset always loads with
+    complete episodes only, and ``--resume`` finishes it."""
     out = tmp_path / "lift"
     episodes, steps = 120, 10  # 0.2 s episodes at 50 Hz
     cmd = [sys.executable, "-m", "worldloop.scripts.collect", "--out", str(out), "--episodes", str(episodes),
@@ -313,11 +313,13 @@ def test_sigkill_at_random_moments_then_resume(tmp_path):
         p.send_signal(signal.SIGKILL)
         p.wait()
         counts.append(_complete_episodes_only(out, steps))
+        if counts[-1] == episodes:  # a fast machine can finish before a kill lands
+            break
     r = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert _complete_episodes_only(out, steps) == episodes
     assert not list(out.rglob("*.tmp"))
-    assert counts == sorted(counts) and counts[-1] < episodes  # nothing committed is ever lost
+    assert counts == sorted(counts) and counts[0] < episodes  # nothing committed is ever lost
     print("episodes at each kill:", counts)
     seeds = wd.load(out).episodes["seed"].unique().tolist()
     assert seeds[0] == 0 and len(seeds) >= 2  # each resumed process continues with a new seed
