@@ -27,7 +27,10 @@ target* (``ee_target``) and turn the error between that target and the pose of `
 so a zero action holds the hand where it is (the null-space pull toward ``home`` cannot move it, the error
 feedback takes any leak back) and a blocked hand is not driven elsewhere. Two leads keep pushing into an
 obstacle from winding a command up: the pose target stays within ``ee_max_pos_lead`` of the measured grip,
-and, in every action space, the joint command within ``ee_max_lead`` of the measured joints.
+and, in every action space, the joint command within ``ee_max_lead`` of the measured joints. On an axis
+along which the hand does not move (an obstacle stops it), the pose target's lead shrinks to
+``ee_stall_lead``: that bounds the force the hand presses with, as a force-limited Cartesian impedance
+controller does, so the servos do not saturate and turn the hand about its contact.
 
 Every joint command moves at most Franka's joint velocity limit (:data:`JOINT_VEL_LIMITS`) times the
 policy step from the last one, the whole step scaled down together so an IK step keeps its direction:
@@ -102,6 +105,15 @@ class FrankaActionsCfg:
     """[m] how far the grip pose target may lead the measured grip (``ee_delta``, ``ee_pos``): pressing into
     an obstacle pushes at most this far into it. Above the servos' tracking lag at full speed (their
     kv / kp = 0.1 s times 1 m/s), so free motion never meets it."""
+    ee_stall_lead: float = 0.01
+    """[m] how far the grip pose target may lead the measured grip along an axis on which the hand stands
+    still (``ee_delta``, ``ee_pos``). Per axis the lead is capped at ``ee_stall_lead + 3 * (kv / kp) * |v|``
+    (``v`` the grip's measured speed along the axis, ``kv / kp`` = 0.1 s the servos' tracking lag, 3x of it
+    for accelerating) and at ``ee_max_pos_lead``. A hand pressed into the table with a full "down" action
+    then pushes with 180-300 N instead of 420-500 N (joints 2 and 6 no longer at their torque limits) and
+    stays within 2 cm of where the table stopped it instead of 4-7 cm (``tests/test_physics.py``). A hand
+    starting from rest loses what one policy step commands beyond this lead (at most 1.8 cm of a full
+    20 Hz step of Push)."""
     ee_max_rot_lead: float = 0.5
     """[rad] how far the grip orientation target may lead the measured hand (``ee_delta``, ``ee_pos``)."""
     start_grip_pos: tuple[float, float, float] | None = None
@@ -154,6 +166,8 @@ class FrankaArm:
     ):
         if cfg.action_space not in ACTION_SPACES:
             raise ValueError(f"action_space must be one of {ACTION_SPACES}, got {cfg.action_space!r}")
+        if not cfg.ee_stall_lead > 0.0:
+            raise ValueError(f"ee_stall_lead must be > 0 m, got {cfg.ee_stall_lead!r}")
         if cfg.gripper not in GRIPPER_MODES:
             raise ValueError(f"gripper must be one of {GRIPPER_MODES}, got {cfg.gripper!r}")
         self.env, self.cfg = env, cfg
@@ -197,6 +211,8 @@ class FrankaArm:
             else torch.full((7,), float(cfg.ee_max_lead), device=self.device)
         )  # fmt: skip
         """``(7,)`` [rad] the most a joint command leads the measured joint (``cfg.ee_max_lead``)."""
+        self.track_lag = float((kv / self.kp).max())
+        """[s] the servos' tracking lag ``kv / kp``: a joint moving at speed ``w`` trails its target by ``lag * w``."""
         self.ee_target = (torch.zeros(n, 3, device=self.device), torch.zeros(n, 4, device=self.device))
         """Grip pose target ``((N, 3) [m], (N, 4))`` of ``ee_delta`` / ``ee_pos`` (set at reset)."""
         self._qpos = env.qpos.clone()
@@ -234,7 +250,7 @@ class FrankaArm:
         elif cfg.action_space == "joint_delta":
             q = self.q_cmd + cfg.joint_delta_scale * actions[:, :7]
         else:
-            q = self.q_cmd + self._ik_step(self._move_target(actions))
+            q = self.q_cmd + self._ik_step(*self._move_target(actions))
         # Velocity limits: the whole step scaled down together, so an IK step keeps its direction.
         dq = q - self.q_cmd
         q = self.q_cmd + dq / (dq.abs() / self.max_step).amax(-1, keepdim=True).clamp(min=1.0)
@@ -270,9 +286,10 @@ class FrankaArm:
         poses = self._cmd_poses()
         return self.fk.site_pos(poses, self.jac.site_id), poses[self.jac.body][1]
 
-    def _move_target(self, actions: torch.Tensor) -> torch.Tensor:
+    def _move_target(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Move the grip pose target by ``actions`` (``ee_delta`` / ``ee_pos``), keep it within the leads of
-        the measured grip, and return the pose error ``(N, 6)`` [m, rad] of the joint command from it."""
+        the measured grip, and return the pose error ``(N, 6)`` [m, rad] of the joint command from it and
+        the grip Jacobian ``(N, 6, 7)`` at the joint command."""
         cfg = self.cfg
         pos, quat = self.ee_target
         pos = pos + cfg.ee_pos_scale * actions[:, :3]
@@ -281,19 +298,23 @@ class FrankaArm:
         else:  # ee_pos: turn about world z, pointing down
             quat = down_quat(yaw_of(quat) + cfg.ee_rot_scale * actions[:, 3])
         pos_m, quat_m = self.grip_pos_w(), self.grip_quat_w()
-        # Per axis, so that a blocked axis does not drag the others' targets along with the hand.
-        pos = pos_m + (pos - pos_m).clamp(-cfg.ee_max_pos_lead, cfg.ee_max_pos_lead)
+        # Per axis, so that a blocked axis does not drag the others' targets along with the hand. The
+        # grip's speed from the Jacobian at the joint command (within ``max_lead`` of the measured joints).
+        jac = self.jac(self._cmd_poses())[1]
+        speed = (jac[:, :3] @ self.env.qvel[:, self.v_ids].unsqueeze(-1)).squeeze(-1).abs()
+        lead = (cfg.ee_stall_lead + 3.0 * self.track_lag * speed).clamp(max=cfg.ee_max_pos_lead)
+        pos = pos_m + torch.minimum(torch.maximum(pos - pos_m, -lead), lead)
         rot = quat_to_rotvec(quat_mul(quat, quat_conjugate(quat_m)))
         rot = rot * (cfg.ee_max_rot_lead / rot.norm(dim=-1, keepdim=True).clamp(min=1e-9)).clamp(max=1.0)
         quat = quat_mul(quat_from_rotvec(rot), quat_m)
         self.ee_target = (pos, quat)
         pos_c, quat_c = self._cmd_grip()
-        return torch.cat((pos - pos_c, quat_to_rotvec(quat_mul(quat, quat_conjugate(quat_c)))), dim=-1)
+        return torch.cat((pos - pos_c, quat_to_rotvec(quat_mul(quat, quat_conjugate(quat_c)))), dim=-1), jac
 
-    def _ik_step(self, delta: torch.Tensor) -> torch.Tensor:
+    def _ik_step(self, delta: torch.Tensor, jac: torch.Tensor | None = None) -> torch.Tensor:
         """Damped least-squares joint step ``(N, 7)`` from the joint command for a grip pose change
-        ``delta`` ``(N, 6)`` [m, rad]."""
-        return self._dls(self.jac(self._cmd_poses())[1], delta, self.q_cmd)
+        ``delta`` ``(N, 6)`` [m, rad] (``jac``: the grip Jacobian at the joint command, if already computed)."""
+        return self._dls(self.jac(self._cmd_poses())[1] if jac is None else jac, delta, self.q_cmd)
 
     def _dls(self, jac: torch.Tensor, delta: torch.Tensor, q_arm: torch.Tensor) -> torch.Tensor:
         """Joint step ``(N, 7)`` for a grip pose change ``delta`` ``(N, 6)`` given the Jacobian ``(N, 6, 7)``,
