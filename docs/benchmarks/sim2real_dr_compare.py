@@ -1,30 +1,37 @@
 """With vs without randomization: cross-backend and out-of-range drop of runs of one task.
 
 python docs/benchmarks/sim2real_dr_compare.py RUN_WITH_DR RUN_WITHOUT_DR OUT_DIR
-python docs/benchmarks/sim2real_dr_compare.py RUN_A RUN_B [RUN_C ...] OUT_DIR
+python docs/benchmarks/sim2real_dr_compare.py RUN_A RUN_B [RUN_C ...] OUT_DIR [--newton-episodes 1000]
 
-Every run is evaluated on ``mujoco`` (500 episodes) and ``newton`` (200) with nominal physics, then swept
-over the randomization terms of the first run (9 points, 3 training-range widths beyond each side, 100
-episodes per point, the other terms nominal). Labels are the run directories' names.
+Every run is evaluated on ``mujoco`` and ``newton`` with nominal physics (500 and 200 episodes unless
+told), then swept over the randomization terms of the first run (9 points, 3 training-range widths beyond
+each side, 100 episodes per point, the other terms nominal). Labels are the run directories' names.
 """
 
+import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 from worldloop.sim2real import plot_robustness, plot_transfer, robustness, transfer
 
-*runs, out = sys.argv[1:]
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+parser.add_argument("paths", nargs="+", help="two or more run directories, then the output directory")
+parser.add_argument("--mujoco-episodes", type=int, default=500)
+parser.add_argument("--newton-episodes", type=int, default=200)
+parser.add_argument("--episodes-per-point", type=int, default=100)
+args = parser.parse_args()
+*runs, out = args.paths
 if len(runs) < 2:
-    sys.exit(__doc__)
+    parser.error("give at least two runs and an output directory")
 out = Path(out)
 out.mkdir(parents=True, exist_ok=True)
 labels = [Path(r).name for r in runs]
+episodes = {"mujoco": args.mujoco_episodes, "newton": args.newton_episodes}
 
 for label, run in zip(labels, runs, strict=True):
     t0 = time.time()
-    tr = transfer(run, backends=["mujoco", "newton"], episodes={"mujoco": 500, "newton": 200}, randomization="nominal")
+    tr = transfer(run, backends=["mujoco", "newton"], episodes=episodes, randomization="nominal")
     (out / f"transfer_{label}.json").write_text(json.dumps(tr, indent=1))
     plot_transfer(tr, out / f"transfer_{label}.png")
     print(
@@ -37,7 +44,7 @@ for label, run in zip(labels, runs, strict=True):
 rb = []
 for label, run in zip(labels, runs, strict=True):
     t0 = time.time()
-    rb.append(robustness(run, terms_from=runs[0], points=9, widen=3.0, episodes_per_point=100))
+    rb.append(robustness(run, terms_from=runs[0], points=9, widen=3.0, episodes_per_point=args.episodes_per_point))
     (out / f"robustness_{label}.json").write_text(json.dumps(rb[-1], indent=1))
     print(label, "robustness", f"{time.time() - t0:.0f}s", flush=True)
     for name, t in rb[-1]["terms"].items():

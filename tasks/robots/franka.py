@@ -110,7 +110,7 @@ class FrankaActionsCfg:
     still (``ee_delta``, ``ee_pos``). Per axis the lead is capped at ``ee_stall_lead + 3 * (kv / kp) * |v|``
     (``v`` the grip's measured speed along the axis, ``kv / kp`` = 0.1 s the servos' tracking lag, 3x of it
     for accelerating) and at ``ee_max_pos_lead``. A hand pressed into the table with a full "down" action
-    then pushes with 180-300 N instead of 420-500 N (joints 2 and 6 no longer at their torque limits) and
+    then pushes with 180-300 N instead of 400-500 N (joint 2 at 65-70 N m, below its 87 N m limit) and
     stays within 2 cm of where the table stopped it instead of 4-7 cm (``tests/test_physics.py``). A hand
     starting from rest loses what one policy step commands beyond this lead (at most 1.8 cm of a full
     20 Hz step of Push)."""
