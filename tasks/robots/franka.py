@@ -28,7 +28,7 @@ so a zero action holds the hand where it is (the null-space pull toward ``home``
 feedback takes any leak back) and a blocked hand is not driven elsewhere. Two leads keep pushing into an
 obstacle from winding a command up: the pose target stays within ``ee_max_pos_lead`` of the measured grip,
 and, in every action space, the joint command within ``ee_max_lead`` of the measured joints. On an axis
-along which the hand does not move (an obstacle stops it), the pose target's lead shrinks to
+along which the hand does not move (an obstacle stops it), the pose target's lead can be made to shrink to
 ``ee_stall_lead``: that bounds the force the hand presses with, as a force-limited Cartesian impedance
 controller does, so the servos do not saturate and turn the hand about its contact.
 
@@ -105,15 +105,17 @@ class FrankaActionsCfg:
     """[m] how far the grip pose target may lead the measured grip (``ee_delta``, ``ee_pos``): pressing into
     an obstacle pushes at most this far into it. Above the servos' tracking lag at full speed (their
     kv / kp = 0.1 s times 1 m/s), so free motion never meets it."""
-    ee_stall_lead: float = 0.01
+    ee_stall_lead: float | None = None
     """[m] how far the grip pose target may lead the measured grip along an axis on which the hand stands
-    still (``ee_delta``, ``ee_pos``). Per axis the lead is capped at ``ee_stall_lead + 3 * (kv / kp) * |v|``
-    (``v`` the grip's measured speed along the axis, ``kv / kp`` = 0.1 s the servos' tracking lag, 3x of it
-    for accelerating) and at ``ee_max_pos_lead``. A hand pressed into the table with a full "down" action
-    then pushes with 180-300 N instead of 400-500 N (joint 2 at 65-70 N m, below its 87 N m limit) and
-    stays within 2 cm of where the table stopped it instead of 4-7 cm (``tests/test_physics.py``). A hand
-    starting from rest loses what one policy step commands beyond this lead (at most 1.8 cm of a full
-    20 Hz step of Push)."""
+    still (``ee_delta``, ``ee_pos``); ``None``: no such bound, only ``ee_max_pos_lead``. Per axis the lead is
+    capped at ``ee_stall_lead + 3 * (kv / kp) * |v|`` (``v`` the grip's measured speed along the axis,
+    ``kv / kp`` = 0.1 s the servos' tracking lag, 3x of it for accelerating) and at ``ee_max_pos_lead``.
+    With 0.01, a hand pressed into the table with a full "down" action pushes with 180-300 N instead of
+    400-500 N (joint 2 at 65-70 N m, below its 87 N m limit) and stays within 2 cm of where the table
+    stopped it instead of 4-7 cm (``tests/test_physics.py``); a hand starting from rest loses what one
+    policy step commands beyond this lead (at most 1.8 cm of a full 20 Hz step of Push). Not the default
+    yet: with it, ``Franka-Lift-v0``'s default training converged on grasping the cube while pressing it
+    onto the table and never lifted (0% after 600 iterations; BENCHMARKS.md, "The stall lead")."""
     ee_max_rot_lead: float = 0.5
     """[rad] how far the grip orientation target may lead the measured hand (``ee_delta``, ``ee_pos``)."""
     start_grip_pos: tuple[float, float, float] | None = None
@@ -166,8 +168,8 @@ class FrankaArm:
     ):
         if cfg.action_space not in ACTION_SPACES:
             raise ValueError(f"action_space must be one of {ACTION_SPACES}, got {cfg.action_space!r}")
-        if not cfg.ee_stall_lead > 0.0:
-            raise ValueError(f"ee_stall_lead must be > 0 m, got {cfg.ee_stall_lead!r}")
+        if cfg.ee_stall_lead is not None and not cfg.ee_stall_lead > 0.0:
+            raise ValueError(f"ee_stall_lead must be > 0 m or None, got {cfg.ee_stall_lead!r}")
         if cfg.gripper not in GRIPPER_MODES:
             raise ValueError(f"gripper must be one of {GRIPPER_MODES}, got {cfg.gripper!r}")
         self.env, self.cfg = env, cfg
@@ -301,9 +303,12 @@ class FrankaArm:
         # Per axis, so that a blocked axis does not drag the others' targets along with the hand. The
         # grip's speed from the Jacobian at the joint command (within ``max_lead`` of the measured joints).
         jac = self.jac(self._cmd_poses())[1]
-        speed = (jac[:, :3] @ self.env.qvel[:, self.v_ids].unsqueeze(-1)).squeeze(-1).abs()
-        lead = (cfg.ee_stall_lead + 3.0 * self.track_lag * speed).clamp(max=cfg.ee_max_pos_lead)
-        pos = pos_m + torch.minimum(torch.maximum(pos - pos_m, -lead), lead)
+        if cfg.ee_stall_lead is None:
+            pos = pos_m + (pos - pos_m).clamp(-cfg.ee_max_pos_lead, cfg.ee_max_pos_lead)
+        else:
+            speed = (jac[:, :3] @ self.env.qvel[:, self.v_ids].unsqueeze(-1)).squeeze(-1).abs()
+            lead = (cfg.ee_stall_lead + 3.0 * self.track_lag * speed).clamp(max=cfg.ee_max_pos_lead)
+            pos = pos_m + torch.minimum(torch.maximum(pos - pos_m, -lead), lead)
         rot = quat_to_rotvec(quat_mul(quat, quat_conjugate(quat_m)))
         rot = rot * (cfg.ee_max_rot_lead / rot.norm(dim=-1, keepdim=True).clamp(min=1e-9)).clamp(max=1.0)
         quat = quat_mul(quat_from_rotvec(rot), quat_m)
