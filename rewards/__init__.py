@@ -74,6 +74,18 @@ def lift_height(z: torch.Tensor, rest_z: float, height: float) -> torch.Tensor:
     return ramp(z, rest_z, rest_z + height)
 
 
+def box_lowest_z(pos: torch.Tensor, quat: torch.Tensor, half_extents: tuple[float, float, float]) -> torch.Tensor:
+    """Height ``(N,)`` [m] of the lowest point of a box with centre ``pos`` ``(N, 3)`` [m], orientation ``quat``
+    ``(N, 4)`` [wxyz] and half edges ``half_extents`` [m] (its own x, y, z): the centre's height minus the
+    half extents projected on the world's vertical, ``sum_i h_i |R_zi|``. On the table it is the table's
+    height however the box is turned (flat, on an edge or a corner), so a ramp on it pays only for
+    clearance: tipping the box earns nothing, and every millimetre of a real lift counts."""
+    w, x, y, z = quat.unbind(-1)
+    r_zx, r_zy, r_zz = 2.0 * (x * z - w * y), 2.0 * (y * z + w * x), 1.0 - 2.0 * (x * x + y * y)
+    hx, hy, hz = half_extents
+    return pos[:, 2] - hx * r_zx.abs() - hy * r_zy.abs() - hz * r_zz.abs()
+
+
 def orientation_error(quat: torch.Tensor, quat_target: torch.Tensor) -> torch.Tensor:
     """Angle ``(N,)`` [rad] in ``[0, pi]`` of the rotation between ``(N, 4)`` unit quaternions ``[w, x, y, z]``."""
     # 2 atan2(|v|, |w|) of the relative rotation: exact near zero, where 2 acos(|q . q_t|) loses

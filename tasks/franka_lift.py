@@ -1,4 +1,4 @@
-"""Franka-Lift-v0: grasp a cube on the table and hold it at a goal position in the air.
+"""Franka-Lift-v1 (and v0): grasp a cube on the table and hold it at a goal position in the air.
 
 Scene: ``franka_cube.xml``, a 5 cm, 0.1 kg cube on the table (top face z = 0).
 Observations (``policy`` = ``critic``, 31 + action_dim values): arm joint positions relative to
@@ -11,9 +11,9 @@ Actions: ``action_space="ee_pos"`` (5, default: grip displacement of up to 1.6 c
     see ``tasks/robots/franka.py``; the last value opens (> 0) or closes the gripper.
 Reward (per policy step, weights in ``LiftCfg.weights``), with ``d`` the cube-to-goal distance [m]:
     ``reach = 1 - tanh(|grip - cube| / 0.1)``; ``grasp`` = geometric grasp (``rewards.grasped``);
-    ``lift`` = fraction of 4 cm the cube has risen above 4.3 cm, the highest it can rest on the table (on a
-    corner: tipping it earns nothing); ``goal = lifted * (1 - tanh(d / 0.3))``;
-    ``goal_fine = lifted * (1 - tanh(d / 0.05))``; ``action_rate`` and ``joint_vel`` penalties.
+    ``lift`` = the fraction of 4 cm the cube's lowest point is above the table, while grasped (v1; v0: the
+    centre above 4.3 cm, the highest the cube rests, not gated); ``goal = lift * (1 - tanh(d / 0.3))``;
+    ``goal_fine = lift * (1 - tanh(d / 0.05))``; ``action_rate`` and ``joint_vel`` penalties.
 Success: ``d < 3 cm`` and the cube is grasped. Episodes last 5 s (250 steps at 50 Hz).
 Reset: arm with the grip 15 cm above the table at x = 0.4 m (``start_grip_pos``) plus uniform joint
     noise; cube uniform in a 20 x 30 cm area, any yaw; goal
@@ -22,6 +22,12 @@ Control runs at 50 Hz: at 20 Hz the step-held servo targets jerk a held cube out
 Expert (``expert()``): above the cube, down, close, carry the cube to the goal; re-grasp if it is lost.
 
 Version history:
+    v1: ``lift`` pays from the first millimetre of clearance under the cube, while grasped (v0's lift paid
+        nothing for the first 1.8 cm, so PPO found lifting late and not with every seed), and ``grasp`` is
+        weighted by how centred the cube is along the fingers (a cube squeezed low in the pads, fingertips
+        pressed on the table, earns little). The hand's press is bounded (``ee_stall_lead`` = 1 cm), as a
+        force-limited controller does: with v0's reward and this bound, PPO settled on pressing the
+        grasped cube onto the table and never lifted.
     v0: first release. Lift counts from the cube's highest resting pose (a run from its plain resting
         height learned to tip the cube onto an edge).
 """
@@ -148,17 +154,26 @@ class FrankaLift(Task[LiftCfg]):
         return {"policy": obs, "critic": obs}
 
     def rewards(self) -> dict[str, torch.Tensor]:
-        pos = self._cube()[0]
-        lifted = rewards.lift_height(pos[:, 2], CUBE_TALLEST, 0.04)
+        pos, quat = self._cube()
+        lifted = self._lifted(pos, quat)
         return {
             "reach": rewards.distance_tanh(self.arm.grip_pos_w(), pos, std=0.1),
-            "grasp": self._grasped(),
+            "grasp": self._grasp_reward(pos),
             "lift": lifted,
             "goal": lifted * rewards.distance_tanh(pos, self.goal_pos_w, std=0.3),
             "goal_fine": lifted * rewards.distance_tanh(pos, self.goal_pos_w, std=0.05),
             "action_rate": rewards.action_rate_l2(self.env.actions, self.env.prev_actions),
             "joint_vel": rewards.joint_vel_l2(self.arm.joint_vel()),
         }
+
+    def _grasp_reward(self, pos: torch.Tensor) -> torch.Tensor:
+        """``(N,)``: the ``grasp`` term for the cube at ``pos`` ``(N, 3)`` [m] (v0: the grasp itself)."""
+        return self._grasped()
+
+    def _lifted(self, pos: torch.Tensor, quat: torch.Tensor) -> torch.Tensor:
+        """``(N,)`` in ``[0, 1]``: the fraction of 4 cm the cube at ``pos`` ``(N, 3)`` [m] has risen above the
+        highest it can rest by itself (v0: a tipped cube earns nothing)."""
+        return rewards.lift_height(pos[:, 2], CUBE_TALLEST, 0.04)
 
     def success(self) -> torch.Tensor:
         near = rewards.distance(self._cube()[0], self.goal_pos_w) < self.cfg.success_threshold
@@ -183,3 +198,26 @@ class FrankaLift(Task[LiftCfg]):
                 Waypoint(pos=self.goal_pos_w + grip - pos, yaw=yaw, close=True, tol=0.0, speed=0.4),
             ],
         )
+
+
+@dataclass(kw_only=True)
+class LiftV1Cfg(LiftCfg):
+    ee_stall_lead: float | None = 0.01
+
+
+@register_task("Franka-Lift-v1", LiftV1Cfg)
+class FrankaLiftV1(FrankaLift):
+    """Grasp a cube and hold it within 3 cm of a goal in the air (lift paid while grasped, from rest)."""
+
+    def _grasp_reward(self, pos: torch.Tensor) -> torch.Tensor:
+        """``(N,)`` in ``[0, 1]``: the grasp, weighted by how near the pads' middle the cube's centre is along the
+        fingers, ``1 - tanh(|z_g| / 1.5 cm)``: a cube held low in the pads, fingertips on the table, earns
+        little, so pressing down does not pay."""
+        along = self.arm.in_grip_frame(pos)[:, 2].abs()
+        return self._grasped() * (1.0 - torch.tanh(along / 0.015))
+
+    def _lifted(self, pos: torch.Tensor, quat: torch.Tensor) -> torch.Tensor:
+        """``(N,)`` in ``[0, 1]``: while the cube at ``pos`` ``(N, 3)`` [m], ``quat`` ``(N, 4)`` is grasped, the
+        fraction of 4 cm its lowest point is above the table (``rewards.box_lowest_z``): 0 on the table
+        however it is turned, so squeezing it onto an edge earns nothing; 0 without a grasp."""
+        return self._grasped() * rewards.ramp(rewards.box_lowest_z(pos, quat, (CUBE_HALF,) * 3), 0.0, 0.04)

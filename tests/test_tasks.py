@@ -281,6 +281,37 @@ def test_stack_reward_pays_most_for_letting_go_on_b():
     assert full[0] > 1.2 * stack_hold[0] > 1.2 * carry_hold[0], (full, stack_hold, carry_hold)
 
 
+def test_lift_v1_pays_a_centred_grasp_not_pressing_the_cube_down():
+    """Franka-Lift-v1: the expert closed on the cube and kept there earns the ``grasp`` term; the same grasp
+    with the hand then pushed down (fingertips on the table, the cube low in the pads) earns under half of
+    it, where v0 paid both alike; ``lift`` pays only a grasped, risen cube."""
+
+    def hold(task_id: str, press: bool) -> dict[str, float]:
+        env = worldloop.make(task_id, num_envs=12, seed=3, randomization={})
+        env.reset()
+        fsm, sums = env.task.fsm, {"grasp": 0.0, "lift": 0.0, "grip_z": 0.0}
+        for t in range(150):
+            fsm.goto(fsm.phase >= 3, 2)  # closed on the cube, never carried off
+            act = env.task.expert()
+            if press and t >= 100:
+                act[:, 2] = torch.where(fsm.phase == 2, -1.0, act[:, 2])  # full "down", fingers closed
+            env.step(act)
+            if t >= 120:
+                terms = env.task.rewards()
+                sums["grasp"] += float(terms["grasp"].mean()) / 30
+                sums["lift"] += float(terms["lift"].mean()) / 30
+                sums["grip_z"] += float(env.task.arm.grip_pos_w()[:, 2].mean()) / 30
+        env.close()
+        return sums
+
+    centred, pressed = hold("Franka-Lift-v1", False), hold("Franka-Lift-v1", True)
+    assert pressed["grip_z"] < centred["grip_z"] - 0.008, (centred, pressed)  # the press moved the hand down
+    assert centred["grasp"] > 0.6 and pressed["grasp"] < 0.5 * centred["grasp"], (centred, pressed)
+    assert centred["lift"] < 0.1 and pressed["lift"] < 0.1, (centred, pressed)  # nothing paid on the table
+    v0_centred, v0_pressed = hold("Franka-Lift-v0", False), hold("Franka-Lift-v0", True)
+    assert v0_pressed["grasp"] > 0.8 * v0_centred["grasp"] > 0.5, (v0_centred, v0_pressed)
+
+
 def test_reward_terms_are_batched_and_bounded():
     torch.manual_seed(0)
     n = 5
