@@ -158,11 +158,12 @@ def test_a_zero_ik_action_holds_the_hand_anywhere(action_space, grip_pos):
 def test_pressing_into_the_table_leaves_the_hand_where_the_table_stops_it(action_space):
     """3 s of "straight down" onto the bare table: the hand stays above its start within 3 cm laterally
     and does not pass the table top (before the joint-command feedback: up to 71 cm sideways, one env
-    below the table top; without ``ee_stall_lead`` (the default): 3.6-7.1 cm, the servos pushing with
-    their full torque while MuJoCo's soft friction lets the pads creep)."""
+    below the table top; without ``ee_stall_lead``, as ``Franka-Lift-v0`` still runs: 3.6-7.1 cm, the servos
+    pushing with their full torque while MuJoCo's soft friction lets the pads creep). Lift-v1 runs the
+    arm's default stall lead."""
     n = 4
-    env = worldloop.make("Franka-Lift-v0", num_envs=n, randomization={}, action_space=action_space,
-                         episode_length_s=60.0, ee_stall_lead=0.01)  # fmt: skip
+    env = worldloop.make("Franka-Lift-v1", num_envs=n, randomization={}, action_space=action_space,
+                         episode_length_s=60.0)  # fmt: skip
     env.reset()
     place_cube(env, (0.9, 0.5, 0.025))  # out of the way
     arm = env.task.arm

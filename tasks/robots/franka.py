@@ -105,7 +105,7 @@ class FrankaActionsCfg:
     """[m] how far the grip pose target may lead the measured grip (``ee_delta``, ``ee_pos``): pressing into
     an obstacle pushes at most this far into it. Above the servos' tracking lag at full speed (their
     kv / kp = 0.1 s times 1 m/s), so free motion never meets it."""
-    ee_stall_lead: float | None = None
+    ee_stall_lead: float | None = 0.01
     """[m] how far the grip pose target may lead the measured grip along an axis on which the hand stands
     still (``ee_delta``, ``ee_pos``); ``None``: no such bound, only ``ee_max_pos_lead``. Per axis the lead is
     capped at ``ee_stall_lead + 3 * (kv / kp) * |v|`` (``v`` the grip's measured speed along the axis,
@@ -113,9 +113,9 @@ class FrankaActionsCfg:
     With 0.01, a hand pressed into the table with a full "down" action pushes with 180-300 N instead of
     400-500 N (joint 2 at 65-70 N m, below its 87 N m limit) and stays within 2 cm of where the table
     stopped it instead of 4-7 cm (``tests/test_physics.py``); a hand starting from rest loses what one
-    policy step commands beyond this lead (at most 1.8 cm of a full 20 Hz step of Push). Not the default
-    yet: with it, ``Franka-Lift-v0``'s default training converged on grasping the cube while pressing it
-    onto the table and never lifted (0% after 600 iterations; BENCHMARKS.md, "The stall lead")."""
+    policy step commands beyond this lead (at most 1.8 cm of a full 20 Hz step of Push). Tasks whose
+    trained defaults predate it set ``None`` (``Franka-Lift-v0``: with it, its reward taught pressing the
+    grasped cube onto the table; BENCHMARKS.md, "The stall lead")."""
     ee_max_rot_lead: float = 0.5
     """[rad] how far the grip orientation target may lead the measured hand (``ee_delta``, ``ee_pos``)."""
     start_grip_pos: tuple[float, float, float] | None = None
