@@ -28,9 +28,9 @@ so a zero action holds the hand where it is (the null-space pull toward ``home``
 feedback takes any leak back) and a blocked hand is not driven elsewhere. Two leads keep pushing into an
 obstacle from winding a command up: the pose target stays within ``ee_max_pos_lead`` of the measured grip,
 and, in every action space, the joint command within ``ee_max_lead`` of the measured joints. On an axis
-along which the hand does not move (an obstacle stops it), the pose target's lead can be made to shrink to
-``ee_stall_lead``: that bounds the force the hand presses with, as a force-limited Cartesian impedance
-controller does, so the servos do not saturate and turn the hand about its contact.
+along which the hand does not move (an obstacle stops it), the pose target's lead shrinks to
+``ee_stall_lead`` (1 cm by default): that bounds the force the hand presses with, as a force-limited
+Cartesian impedance controller does, so the servos do not saturate and turn the hand about its contact.
 
 Every joint command moves at most Franka's joint velocity limit (:data:`JOINT_VEL_LIMITS`) times the
 policy step from the last one, the whole step scaled down together so an IK step keeps its direction:
