@@ -211,8 +211,8 @@ class LiftV1Cfg(LiftCfg):
 class FrankaLiftV1(FrankaLift):
     """Grasp a cube and hold it within 3 cm of a goal in the air (lift paid for clearance while grasped)."""
 
-    # 400 iterations with the bfloat16 update: 90.8-92.6% in 11-12.3 minutes with seeds 0, 1 and 3; seed 2 did
-    # not lift (BENCHMARKS.md, "Franka-Lift-v1").
+    # 400 iterations with the bfloat16 update: 90.8-92.6% in 11-12.3 minutes with seeds 0, 1 and 3; seeds 2
+    # and 4 did not lift (BENCHMARKS.md, "Franka-Lift-v1").
     train_defaults = TrainDefaults(
         num_envs=1024,
         max_iterations=400,
