@@ -87,7 +87,6 @@ class PushCfg(TaskCfg, FrankaActionsCfg):
     )
     randomization: dict[str, RandTerm] = field(default_factory=lambda: manipulation_preset("cube"))
     """Domain randomization (``envs/randomization/``): object mass, joint damping, observation noise."""
-    ee_stall_lead: float | None = None  # its default training (83.5%) ran without the bounded press
 
 
 @register_task("Franka-Push-v0", PushCfg)
@@ -125,6 +124,7 @@ class FrankaPush(Task[PushCfg]):
         goal = xy + dist * torch.stack((torch.cos(heading), torch.sin(heading)), dim=-1)
         goal = torch.cat((torch.maximum(torch.minimum(goal, lims["goal_high"]), lims["goal_low"]), z), dim=-1)
         self.goal_pos_w = torch.where(mask.unsqueeze(-1), goal, self.goal_pos_w)
+        qpos[:, self.arm.finger_ids] = self.arm.grip_lo  # the fingers start closed, as commanded
         self.arm.reset(mask, qpos, close=True)
         return qpos, torch.zeros(n, env.nv, device=self.device)
 

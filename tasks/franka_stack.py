@@ -102,7 +102,6 @@ class StackCfg(TaskCfg, FrankaActionsCfg):
     )
     randomization: dict[str, RandTerm] = field(default_factory=lambda: manipulation_preset("cube_a|cube_b"))
     """Domain randomization (``envs/randomization/``): object mass, joint damping, observation noise."""
-    ee_stall_lead: float | None = None  # its default training (96.9%) ran without the bounded press
 
 
 @register_task("Franka-Stack-v1", StackCfg)

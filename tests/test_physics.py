@@ -15,7 +15,7 @@ import torch
 
 import worldloop
 from worldloop.envs.randomization import RandTerm
-from worldloop.tasks.robots.franka import JOINT_VEL_LIMITS, down_quat
+from worldloop.tasks.robots.franka import FINGER_VEL_LIMIT, JOINT_VEL_LIMITS, down_quat
 
 G = 9.81
 BACKENDS = ["mujoco", pytest.param("newton", marks=pytest.mark.slow)]
@@ -184,8 +184,8 @@ def test_pressing_into_the_table_leaves_the_hand_where_the_table_stops_it(action
 
 
 def table_load(env) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per env: the normal force ``(N,)`` [N] of every contact on the table, and the arm's actuator
-    torques ``(N, 7)`` [N m] (absolute), from ``mj_forward`` on the env's state and controls."""
+    """Per env: the normal force ``(N,)`` [N] of every contact on the table, and the actuator forces ``(N, 8)``
+    (absolute; the arm's 7 in N m, the gripper's in N), from ``mj_forward`` on the env's state and controls."""
     m = env.mj_model
     d = mujoco.MjData(m)
     table = m.geom("table").id
@@ -200,7 +200,7 @@ def table_load(env) -> tuple[torch.Tensor, torch.Tensor]:
                 mujoco.mj_contactForce(m, d, c, f6)
                 total += f6[0]
         force.append(total)
-        torque.append(np.abs(d.actuator_force[:7]))
+        torque.append(np.abs(d.actuator_force))
     return torch.tensor(force), torch.tensor(np.array(torque))
 
 
@@ -271,6 +271,55 @@ def test_joints_stay_within_their_ranges():
     +10 mrad (before: 0.08 rad past)."""
     _, past = saturate(2.0)
     assert (past < 0.010).all(), past
+
+
+def finger_motion(task: str, **overrides):
+    """Open the gripper for 0.5 s, then close it for 0.5 s, hand clear of the table and the cube: per policy
+    step the fingers' fastest mean speed ``(T,)`` [m/s], and the seconds from "close" to within 1 mm of closed."""
+    env = worldloop.make(task, num_envs=2, randomization={}, seed=0, **overrides)
+    env.reset()
+    arm, dt = env.task.arm, env.step_dt
+    steps = round(0.5 / dt)
+    a = torch.zeros(2, env.action_dim)
+    opening = [arm.finger_opening()]
+    for t in range(2 * steps):
+        a[:, -1] = 1.0 if t < steps else -1.0
+        env.step(a)
+        opening.append(arm.finger_opening())
+    opening = torch.stack(opening)
+    closed_at = int((opening[steps:, 0] < 0.001).nonzero()[0]) * dt
+    return (opening.diff(dim=0).abs() / dt).amax(-1), closed_at
+
+
+@pytest.mark.parametrize("task", ["Franka-Lift-v1", "Franka-Push-v0", "Franka-Stack-v1", "Franka-Open-Drawer-v0"])
+def test_fingers_move_no_faster_than_the_franka_hand(task):
+    """From reset, closing and opening (50 Hz policies and Push's 20 Hz), every policy step's finger speed is
+    within the Franka Hand's 0.2 m/s +5%, and 4 cm close in 0.2-0.3 s (before: 1.34 m/s at 50 Hz, closed in
+    0.08 s; Push's fingers snapped shut from open in its first step)."""
+    speed, closed_at = finger_motion(task)
+    assert (speed <= FINGER_VEL_LIMIT * 1.05).all(), speed.max()
+    assert speed.max() > FINGER_VEL_LIMIT * 0.9, speed.max()  # the limit was reached, both ways
+    assert 0.2 <= closed_at <= 0.3, closed_at
+    fast, fast_closed_at = finger_motion(task, finger_speed_limit=None)  # the check can fail: unlimited fingers
+    assert fast.max() > 2 * FINGER_VEL_LIMIT and fast_closed_at < 0.2, (fast.max(), fast_closed_at)
+
+
+def test_a_slow_gripper_still_squeezes_a_cube_as_hard():
+    """The Lift expert's grasp of the cube held 0.5 s: the gripper squeezes as hard with the 0.2 m/s ramp as
+    without it (its servo's 2,500 N/m times the 2.4 cm between target and fingers, ~61 N), so the ramp
+    slows closing and not the grip."""
+
+    def squeeze(**overrides):
+        env = worldloop.make("Franka-Lift-v1", num_envs=4, randomization={}, seed=0, **overrides)
+        env.reset()
+        for _ in range(150):
+            env.step(env.task.expert())
+        assert (env.task._grasped() > 0).all()
+        return table_load(env)[1][:, env.mj_model.actuator("gripper").id]
+
+    slow, fast = squeeze(), squeeze(finger_speed_limit=None)
+    assert (slow > 50.0).all(), slow
+    assert torch.allclose(slow, fast, atol=1.0), (slow, fast)
 
 
 @pytest.mark.parametrize("action_space", ["ee_pos", "joint_delta"])
