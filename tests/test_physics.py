@@ -209,6 +209,11 @@ def test_a_stall_lead_that_is_not_positive_is_refused():
         worldloop.make("Franka-Lift-v0", num_envs=1, action_space="ee_pos", ee_stall_lead=0.0)
 
 
+def test_a_finger_speed_limit_that_is_not_positive_is_refused():
+    with pytest.raises(ValueError, match=r"finger_speed_limit must be > 0 m/s or None"):
+        worldloop.make("Franka-Lift-v1", num_envs=1, finger_speed_limit=-0.2)
+
+
 # ---------------------------------------------------------------------- 4. every action space holds
 HOLD_CASES = [
     (task, space)
@@ -321,6 +326,27 @@ def test_a_slow_gripper_still_squeezes_a_cube_as_hard():
     slow, fast = squeeze(), squeeze(finger_speed_limit=None)
     assert (slow > 50.0).all(), slow
     assert torch.allclose(slow, fast, atol=1.0), (slow, fast)
+
+
+def test_a_grasp_restored_by_set_state_keeps_squeezing():
+    """A Lift expert's grasp written into a fresh env with ``set_state`` (as log replay does), then "close": the
+    gripper squeezes at once as hard as in the original env (61 N), instead of its target starting open and
+    ramping in at 0.2 m/s (before: 12 N after one step, the fingers pushed apart, the grasp lost)."""
+    env = worldloop.make("Franka-Lift-v1", num_envs=2, randomization={}, seed=0)
+    env.reset()
+    for _ in range(150):
+        env.step(env.task.expert())
+    assert (env.task._grasped() > 0).all()
+    act = env.mj_model.actuator("gripper").id
+    held = table_load(env)[1][:, act]
+    other = worldloop.make("Franka-Lift-v1", num_envs=2, randomization={}, seed=1)
+    other.reset()
+    other.set_state(env.qpos.clone(), env.qvel.clone())
+    actions = torch.zeros(2, other.action_dim)
+    actions[:, -1] = -1.0
+    other.step(actions)
+    squeeze = table_load(other)[1][:, act]
+    assert torch.allclose(squeeze, held, atol=2.0), (squeeze, held)
 
 
 @pytest.mark.parametrize("action_space", ["ee_pos", "joint_delta"])

@@ -36,6 +36,8 @@ Every joint command moves at most Franka's joint velocity limit (:data:`JOINT_VE
 policy step from the last one, the whole step scaled down together so an IK step keeps its direction:
 the servos then track a ramp a real Panda could follow instead of jumping (a real arm's controller
 refuses or rate-limits faster commands; libfranka's rate limiter does the same).
+The gripper's finger target likewise ramps towards open or closed at the Franka Hand's 0.2 m/s
+(``finger_speed_limit``).
 
 The scripted experts use :meth:`FrankaArm.actions_toward`: move the grip site towards a pose in either
 action space.
@@ -130,8 +132,9 @@ class FrankaActionsCfg:
     finger_speed_limit: float | None = FINGER_VEL_LIMIT
     """[m/s] the fastest the gripper's finger target moves towards open or closed (``FINGER_VEL_LIMIT``, the Franka
     Hand's): a "close" ramps the target at this speed, so the fingers close over 0.2 s instead of jumping
-    (1.3 m/s at 50 Hz without it), and the squeeze on a grasped object builds as the ramp passes its surface,
-    up to the gripper's force limit. ``None``: the target jumps to open or closed."""
+    (1.3 m/s at 50 Hz without it); the target still ends at closed, past a grasped object's surface, so the
+    squeeze once closed is the same (2,500 N/m times the fingers' distance from closed, at most 100 N).
+    ``None``: the target jumps to open or closed."""
     gravity_compensation: bool = True
     """Add the nominal arm's gravity torque / servo stiffness to the joint targets, so that a static
     target is reached instead of sagging by up to ~1 cm (the real Panda compensates gravity itself)."""
@@ -245,8 +248,16 @@ class FrankaArm:
     def action_dim(self) -> int:
         return {"ee_delta": 7, "ee_pos": 5}.get(self.cfg.action_space, 8) - (self.cfg.gripper != "policy")
 
-    def reset(self, mask: torch.Tensor, qpos: torch.Tensor, close: torch.Tensor | bool = False) -> None:
-        """Start the command buffers of the envs in ``mask`` at the arm joints of ``qpos`` ``(N, nq)``."""
+    def reset(self, mask: torch.Tensor, qpos: torch.Tensor, close: torch.Tensor | bool | None = None) -> None:
+        """Start the command buffers of the envs in ``mask`` at the arm joints of ``qpos`` ``(N, nq)``, and the
+        gripper at rest: closed where ``close`` ``(N,)`` (or a bool) is true. ``None``: the fixed gripper's mode,
+        or for the policy's gripper, closed where the fingers in ``qpos`` are more than 1 mm from open (a state
+        restored with a grasp keeps squeezing)."""
+        if close is None:
+            if self.cfg.gripper == "policy":
+                close = qpos[:, self.finger_ids].mean(-1) < self.grip_hi - 0.001
+            else:
+                close = self.cfg.gripper == "closed"
         self._set_cmd(torch.where(mask.unsqueeze(-1), qpos[:, self.q_ids], self.q_cmd))
         if self.cfg.action_space in ("ee_delta", "ee_pos"):
             full = self._qpos.copy_(self.env.qpos)
