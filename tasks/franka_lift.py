@@ -28,7 +28,8 @@ Version history:
         weighted by how centred the cube is along the fingers (PPO's policies closed on the cube low in the
         pads, fingertips on the table). The hand's press is bounded (``ee_stall_lead`` = 1 cm), as a
         force-limited controller does: with v0's reward and this bound, PPO settled on pressing the
-        grasped cube onto the table and never lifted.
+        grasped cube onto the table and never lifted. The fingers move at most 0.2 m/s
+        (``finger_speed_limit``, the Franka Hand's), from 2026-12-01; v0 keeps neither.
     v0: first release. Lift counts from the cube's highest resting pose (a run from its plain resting
         height learned to tip the cube onto an edge).
 """
@@ -45,7 +46,14 @@ from worldloop.envs.kinematics import quat_from_yaw, yaw_of
 from worldloop.envs.randomization import RandTerm
 from worldloop.envs.task import Task, TaskCfg, TrainDefaults
 from worldloop.tasks.registry import register_task
-from worldloop.tasks.robots.franka import ActionSpace, FrankaActionsCfg, FrankaArm, manipulation_preset, nearest_yaw
+from worldloop.tasks.robots.franka import (
+    FINGER_VEL_LIMIT,
+    ActionSpace,
+    FrankaActionsCfg,
+    FrankaArm,
+    manipulation_preset,
+    nearest_yaw,
+)
 from worldloop.tasks.robots.scripted import PhaseMachine, Waypoint
 
 CUBE_HALF = 0.025  # [m] half edge of the cube in franka_cube.xml
@@ -87,6 +95,7 @@ class LiftCfg(TaskCfg, FrankaActionsCfg):
     randomization: dict[str, RandTerm] = field(default_factory=lambda: manipulation_preset("cube"))
     """Domain randomization (``envs/randomization/``): object mass, joint damping, observation noise."""
     ee_stall_lead: float | None = None  # v0's reward with the bounded press: PPO pressed the grasped cube down
+    finger_speed_limit: float | None = None  # v0 keeps the unlimited fingers its runs were trained with
 
 
 @register_task("Franka-Lift-v0", LiftCfg)
@@ -204,7 +213,8 @@ class FrankaLift(Task[LiftCfg]):
 
 @dataclass(kw_only=True)
 class LiftV1Cfg(LiftCfg):
-    ee_stall_lead: float | None = 0.01  # the arm's default, which v0 turns off
+    ee_stall_lead: float | None = 0.01  # the arm's defaults, which v0 turns off
+    finger_speed_limit: float | None = FINGER_VEL_LIMIT
 
 
 @register_task("Franka-Lift-v1", LiftV1Cfg)
