@@ -310,20 +310,27 @@ def test_fingers_move_no_faster_than_the_franka_hand(task):
     assert fast.max() > 2 * FINGER_VEL_LIMIT and fast_closed_at < 0.2, (fast.max(), fast_closed_at)
 
 
+def expert_grasp(num_envs: int = 4, **overrides):
+    """A ``Franka-Lift-v1`` env (no randomization) after 3 s of its scripted expert: every env holds the cube."""
+    env = worldloop.make("Franka-Lift-v1", num_envs=num_envs, randomization={}, seed=0, **overrides)
+    env.reset()
+    for _ in range(150):
+        env.step(env.task.expert())
+    assert (env.task._grasped() > 0).all()
+    return env
+
+
+def gripper_force(env) -> torch.Tensor:
+    """``(N,)`` [N] the gripper actuator's force magnitude in each env (``table_load``)."""
+    return table_load(env)[1][:, env.mj_model.actuator("gripper").id]
+
+
 def test_a_slow_gripper_still_squeezes_a_cube_as_hard():
     """The Lift expert's grasp of the cube held 0.5 s: the gripper squeezes as hard with the 0.2 m/s ramp as
     without it (its servo's 2,500 N/m times the 2.4 cm between target and fingers, ~61 N), so the ramp
     slows closing and not the grip."""
 
-    def squeeze(**overrides):
-        env = worldloop.make("Franka-Lift-v1", num_envs=4, randomization={}, seed=0, **overrides)
-        env.reset()
-        for _ in range(150):
-            env.step(env.task.expert())
-        assert (env.task._grasped() > 0).all()
-        return table_load(env)[1][:, env.mj_model.actuator("gripper").id]
-
-    slow, fast = squeeze(), squeeze(finger_speed_limit=None)
+    slow, fast = gripper_force(expert_grasp()), gripper_force(expert_grasp(finger_speed_limit=None))
     assert (slow > 50.0).all(), slow
     assert torch.allclose(slow, fast, atol=1.0), (slow, fast)
 
@@ -332,20 +339,15 @@ def test_a_grasp_restored_by_set_state_keeps_squeezing():
     """A Lift expert's grasp written into a fresh env with ``set_state`` (as log replay does), then "close": the
     gripper squeezes at once as hard as in the original env (61 N), instead of its target starting open and
     ramping in at 0.2 m/s (before: 12 N after one step, the fingers pushed apart, the grasp lost)."""
-    env = worldloop.make("Franka-Lift-v1", num_envs=2, randomization={}, seed=0)
-    env.reset()
-    for _ in range(150):
-        env.step(env.task.expert())
-    assert (env.task._grasped() > 0).all()
-    act = env.mj_model.actuator("gripper").id
-    held = table_load(env)[1][:, act]
+    env = expert_grasp(num_envs=2)
+    held = gripper_force(env)
     other = worldloop.make("Franka-Lift-v1", num_envs=2, randomization={}, seed=1)
     other.reset()
     other.set_state(env.qpos.clone(), env.qvel.clone())
     actions = torch.zeros(2, other.action_dim)
     actions[:, -1] = -1.0
     other.step(actions)
-    squeeze = table_load(other)[1][:, act]
+    squeeze = gripper_force(other)
     assert torch.allclose(squeeze, held, atol=2.0), (squeeze, held)
 
 
