@@ -340,3 +340,35 @@ def test_reward_terms_are_batched_and_bounded():
     err = rewards.orientation_error(q, q)
     assert err.shape == (n,) and err.max() < 1e-3
     assert torch.allclose(rewards.orientation_error(q, -q), torch.zeros(n), atol=1e-3)  # q and -q agree
+
+
+def test_drawer_v1_pays_for_backing_off_once_the_drawer_is_open():
+    """Franka-Open-Drawer-v1: the expert pulls the drawer open (>= 20 cm); holding the handle then earns no
+    ``clear``, letting go and moving the arm back to ``home`` (1 s of zero ``joint_pos`` actions, gripper open)
+    earns it in full and leaves the drawer open. v1 pays 3 per step for it on top of v0's reward; holding the
+    bar closed still pays more (``grasp`` and ``open_grasped``: a held drawer is not pushed back), so what
+    ``clear`` outbids is a hand left at the handle without a grasp, the hook PPO's policies learn."""
+
+    def ending(task_id: str, back_off: bool) -> tuple[float, float, float]:
+        env = worldloop.make(task_id, num_envs=8, seed=3, randomization={})
+        env.reset()
+        for _ in range(150):
+            env.step(env.task.expert())
+        assert bool(env.task.success().all())
+        act = torch.zeros(env.num_envs, env.action_dim)
+        act[:, -1] = 1.0  # open
+        ret = torch.zeros(env.num_envs)
+        for _ in range(50):
+            _, rew, *_ = env.step(act if back_off else env.task.expert())
+            ret += rew
+        clear = float(env.task.rewards()["clear"].mean())
+        opened = float(env.task.success().float().mean())
+        env.close()
+        return clear, opened, float(ret.mean()) / 50
+
+    stay, back = ending("Franka-Open-Drawer-v1", False), ending("Franka-Open-Drawer-v1", True)
+    assert stay[0] == 0.0 and back[0] > 0.9 and back[1] == 1.0 == stay[1], (stay, back)
+    v0_stay, v0_back = ending("Franka-Open-Drawer-v0", False), ending("Franka-Open-Drawer-v0", True)
+    # v1 pays for backing off, v0 does not (clear rises from 0 as the hand moves off: 2.3 of 3 per step here)
+    assert back[2] - v0_back[2] > 1.5, (back, v0_back)
+    assert abs(stay[2] - v0_stay[2]) < 0.05 * stay[2], (stay, v0_stay)  # holding the bar earns the same
