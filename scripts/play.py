@@ -1,6 +1,7 @@
 """``worldloop play``: evaluate a trained run, optionally record a video.
 
     worldloop play --run runs/Franka-Reach-v0/<date_time> [--episodes 1000] [--backend newton] [--video]
+    worldloop play --run RUN --rand object_mass.range=2,2 --rand obs_noise=off [--plan]   # shifted physics
 
 Reports success over N episodes with a 95% interval (``play_<backend>.json`` in the run) and can
 record an mp4 of env 0 (MuJoCo offscreen rendering; ``MUJOCO_GL=egl`` or ``osmesa`` without a
@@ -10,6 +11,7 @@ display), written to the run directory and logged to tensorboard.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,7 @@ from worldloop.envs.loop import Loop, Policy, evaluate
 from worldloop.policies import run_dir
 from worldloop.policies.train import Backend, inference_policy, load_run
 from worldloop.policies.world_action_cfg import PlanCfg
+from worldloop.scripts.rand_option import apply_rand_options, pop_rand_options
 
 
 @dataclass(kw_only=True)
@@ -44,6 +47,11 @@ class PlayCfg:
     """World-action runs: act by MPPI planning with the model (``--plan-cfg.*``) instead of the actor's mean."""
     plan_cfg: PlanCfg = dataclasses.field(default_factory=PlanCfg)
     """Planning settings (used with ``--plan``)."""
+    rand: tuple[str, ...] = ()
+    """Changes to the run's randomization for this evaluation, as ``train``'s ``--rand`` (repeatable):
+    ``object_mass.range=2,2`` pins the cube at 2x its nominal mass, ``cube_friction.kind=geom_friction``
+    with ``cube_friction.targets=cube`` and ``cube_friction.range=0.5,0.5`` adds a term at half the
+    friction, ``obs_noise=off`` drops one. The result goes to ``play_<backend>_rand.json``."""
 
 
 def play(cfg: PlayCfg) -> dict:
@@ -51,7 +59,13 @@ def play(cfg: PlayCfg) -> dict:
     path = Path(cfg.run)
     task = run_dir.read_config(path).task
     num_envs = min(cfg.episodes, 1024) if cfg.num_envs is None else cfg.num_envs
-    env, runner = load_run(path, checkpoint=cfg.checkpoint, num_envs=num_envs, backend=cfg.backend)
+    terms = None
+    if cfg.rand:
+        try:
+            terms = apply_rand_options(run_dir.read_config(path).env.randomization, list(cfg.rand))
+        except ValueError as e:
+            raise run_dir.ConfigError(str(e)) from None
+    env, runner = load_run(path, checkpoint=cfg.checkpoint, num_envs=num_envs, backend=cfg.backend, randomization=terms)
     policy = inference_policy(runner, env.num_envs)
     planner = None
     if cfg.plan:
@@ -62,6 +76,8 @@ def play(cfg: PlayCfg) -> dict:
         policy = planner = Planner(runner.alg.actor, runner.alg.critic, cfg.plan_cfg)
     result = evaluate(env, policy, cfg.episodes)
     out = {"task": task, "backend": env.backend_name, "checkpoint": cfg.checkpoint, **dataclasses.asdict(result)}
+    if cfg.rand:
+        out["rand"] = list(cfg.rand)
     if planner is not None:
         out["plan"] = dataclasses.asdict(cfg.plan_cfg)
         out["plan_ms_per_step"] = round(planner.ms_per_step, 2)
@@ -78,7 +94,7 @@ def play(cfg: PlayCfg) -> dict:
         log_video_to_tensorboard(path, "Play/video", frames, fps=1.0 / env.step_dt)
         out["video"] = str(video)
         print(f"[worldloop] video: {video} ({len(frames)} frames)", flush=True)
-    run_dir.write_play(path, env.backend_name + ("_plan" if cfg.plan else ""), out)
+    run_dir.write_play(path, env.backend_name + ("_plan" if cfg.plan else "") + ("_rand" if cfg.rand else ""), out)
     env.close()
     return out
 
@@ -162,4 +178,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     """``worldloop play``."""
     import tyro
 
-    return play(tyro.cli(PlayCfg, args=argv, prog="worldloop play", config=(tyro.conf.FlagCreatePairsOff,)))
+    try:
+        rand, argv = pop_rand_options(list(sys.argv[1:] if argv is None else argv))
+    except ValueError as e:
+        raise run_dir.ConfigError(str(e)) from None
+    cfg = tyro.cli(PlayCfg, args=argv, prog="worldloop play", config=(tyro.conf.FlagCreatePairsOff,))
+    return play(dataclasses.replace(cfg, rand=cfg.rand + tuple(rand)))

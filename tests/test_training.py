@@ -104,6 +104,18 @@ def test_export_onnx_and_torchscript_match_torch(tiny_run):
     env.close()
 
 
+def test_play_with_rand_evaluates_shifted_physics_beside_the_nominal_report(tiny_run):
+    from worldloop.policies.run_dir import ConfigError
+    from worldloop.scripts.play import main as play_main
+
+    argv = ["--run", str(tiny_run), "--episodes", "8", "--rand", "pole_mass.range=3,3", "--rand=obs_noise=off"]
+    out = play_main(argv)
+    report = json.loads((tiny_run / "play_mujoco_rand.json").read_text())
+    assert report["rand"] == out["rand"] == ["pole_mass.range=3,3", "obs_noise=off"] and report["episodes"] == 8
+    with pytest.raises(ConfigError, match="pole_mas"):
+        play_main(["--run", str(tiny_run), "--episodes", "8", "--rand", "pole_mas.range=3,3"])
+
+
 def test_play_reports_success_and_writes_a_watchable_video(tiny_run):
     import av
 
