@@ -21,7 +21,7 @@ Expert (``expert()``): fingers along the pull direction above the bar, down arou
     along the drawer's axis to 23 cm; start over if the bar slips out.
 
 Version history:
-    v2: the ``reach`` kernel is 0.3 m wide (``reach_std``; 0.1 m before): at the start's ~43 cm it pays 0.11 per
+    v2: the ``reach`` kernel is 0.3 m wide (``reach_std``; 0.1 m before): at the start's ~42 cm it pays 0.11 per
         step instead of 0.0005, so PPO finds the handle early with every seed (v1's seed 1 found it only after
         ~100 of its 150 iterations and ended at 54.2%; BENCHMARKS.md, "Franka-Open-Drawer-v2").
     v1: ``clear`` pays for the hand backing off from the handle once the drawer is open, and the fingers
@@ -68,7 +68,7 @@ class DrawerCfg(TaskCfg, FrankaActionsCfg):
     open_distance: float = 0.2
     """[m] drawer opening that counts as opened."""
     reach_std: float = 0.1
-    """[m] width of the ``reach`` kernel ``1 - tanh(|grip - handle| / reach_std)``: at the start's ~43 cm
+    """[m] width of the ``reach`` kernel ``1 - tanh(|grip - handle| / reach_std)``: at the start's ~42 cm
     it pays 0.0005 per step with 0.1 m and 0.11 with 0.3 m (mean over reset poses)."""
     weights: dict[str, float] = field(
         default_factory=lambda: {

@@ -15,7 +15,9 @@ SKIP = {"tests", "docs", "build", "runs", ".git"}
 def test_wheel_holds_every_subpackage_and_asset(tmp_path):
     # Build from a clean copy: an in-tree build would leave build/ behind and reuse stale files.
     src = tmp_path / "src"
-    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", "runs", "build", "*.egg-info", "__pycache__"))
+    shutil.copytree(
+        ROOT, src, ignore=shutil.ignore_patterns(".git", ".venv*", "runs", "build", "*.egg-info", "__pycache__")
+    )
     r = subprocess.run(
         [
             sys.executable,
@@ -39,7 +41,10 @@ def test_wheel_holds_every_subpackage_and_asset(tmp_path):
     packages = [
         p.parent.relative_to(ROOT)
         for p in ROOT.rglob("__init__.py")
-        if not SKIP & set(p.relative_to(ROOT).parts) and "egg-info" not in str(p)
+        # hidden folders (.venv, .venv-isaaclab: the README's environments) are not the package
+        if not SKIP & set(p.relative_to(ROOT).parts)
+        and not any(part.startswith(".") for part in p.relative_to(ROOT).parts)
+        and "egg-info" not in str(p)
     ]
     assert len(packages) >= 8
     for pkg in packages:
