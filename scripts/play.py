@@ -57,19 +57,20 @@ class PlayCfg:
 def play(cfg: PlayCfg) -> dict:
     """Evaluate ``cfg.run``'s checkpoint; returns what ``play_<backend>.json`` holds."""
     path = Path(cfg.run)
-    task = run_dir.read_config(path).task
+    saved = run_dir.read_config(path)
+    task = saved.task
     num_envs = min(cfg.episodes, 1024) if cfg.num_envs is None else cfg.num_envs
     terms = None
     if cfg.rand:
         try:
-            terms = apply_rand_options(run_dir.read_config(path).env.randomization, list(cfg.rand))
+            terms = apply_rand_options(saved.env.randomization, list(cfg.rand))
         except ValueError as e:
             raise run_dir.ConfigError(str(e)) from None
     env, runner = load_run(path, checkpoint=cfg.checkpoint, num_envs=num_envs, backend=cfg.backend, randomization=terms)
     policy = inference_policy(runner, env.num_envs)
     planner = None
     if cfg.plan:
-        if run_dir.read_config(path).policy != "world-action":
+        if saved.policy != "world-action":
             raise run_dir.ConfigError(f"--plan needs a world-action run; {path} trained an MLP policy")
         from worldloop.policies.planning import Planner
 
