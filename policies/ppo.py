@@ -56,6 +56,10 @@ class PPOCfg:
     the hardware multiplies bfloat16 natively (:func:`native_bf16`), where it makes the update of a
     1,024-env Franka task 1.5x faster (BENCHMARKS.md, "PPO update speed"); without it bfloat16 is
     emulated and slower. Rollouts and exports stay float32; the world-action policy's update ignores it."""
+    critic_warmup_iterations: int = 0
+    """Iterations at the start of a run whose update trains only the critic (the actor acts and stays as it
+    is): for PPO from an actor that already works (``worldloop train --init``), whose critic starts
+    untrained and whose first advantages would otherwise move the actor at random."""
     reward_scale: float = 1.0
     """Factor on the env reward before PPO sees it (logged episode returns and terms stay unscaled).
     rsl-rl clips each value update to ``clip_param`` in absolute units, so a critic facing returns in
@@ -72,6 +76,7 @@ class PPOCfg:
             "save_interval": save_interval,
             "run_name": run_name,
             "logger": "tensorboard",
+            "critic_warmup_iterations": self.critic_warmup_iterations,
             "obs_groups": {"actor": ["policy"], "critic": ["critic"]},
             "algorithm": {
                 "class_name": "PPO",

@@ -10,6 +10,9 @@
   ``torchrun --nproc-per-node 2`` trains with one env batch per process on CPUs too.
 - A one-line progress report per iteration (rewritten in place on a terminal, plain lines in logs)
   instead of rsl-rl's block; tensorboard logging is unchanged.
+- A critic warm-up (``train_cfg["critic_warmup_iterations"]``, ``--agent.critic-warmup-iterations``): the
+  run's first iterations update only the critic, so that PPO starting from a trained or cloned actor
+  (``worldloop train --init``) does not move it along the advantages of an untrained critic.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from rsl_rl.runners import OnPolicyRunner  # noqa: TID253 - imported only when t
 from worldloop.policies import run_dir
 from worldloop.policies.run_dir import CheckpointError
 
-__all__ = ["CHECKPOINT_KEYS", "CheckpointError", "Runner", "atomic_save", "load_checkpoint"]
+__all__ = ["CHECKPOINT_KEYS", "CheckpointError", "Runner", "atomic_save", "critic_only_update", "load_checkpoint"]
 
 CHECKPOINT_KEYS = ("actor_state_dict", "critic_state_dict", "optimizer_state_dict", "iter")
 
@@ -57,8 +60,48 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return data
 
 
+def critic_only_update(alg) -> dict[str, float]:
+    """One update of an rsl-rl PPO algorithm (``PPO`` or a subclass such as ``WorldActionPPO``) that trains
+    only its critic on the rollout in ``alg.storage``: PPO's value loss (clipped if PPO clips it), the same
+    epochs, mini-batches, gradient clip and optimizer, with the actor's weights, action std and observation
+    normalizer left exactly as they were (their gradients are dropped before each step; a critic sharing the
+    actor's encoder learns only its own layers). The learning-rate schedule does not run. Clears the storage
+    as ``update`` does and returns the mean value loss as ``{"value": ..., "critic_warmup": 1.0}``."""
+    st = alg.storage
+    obs = st.observations.flatten(0, 1)
+    returns, old_values = st.returns.flatten(0, 1), st.values.flatten(0, 1)
+    actor_params = list(alg.actor.parameters())
+    own = {id(p) for p in actor_params}
+    critic_params = [p for p in alg.critic.parameters() if id(p) not in own]
+    n = returns.shape[0]
+    mini = n // alg.num_mini_batches
+    total = torch.zeros(())
+    for _ in range(alg.num_learning_epochs):
+        perm = torch.randperm(n, device=returns.device)
+        for i in range(alg.num_mini_batches):
+            idx = perm[i * mini : (i + 1) * mini]
+            value = alg.critic(obs[idx])
+            if alg.use_clipped_value_loss:
+                clipped = old_values[idx] + (value - old_values[idx]).clamp(-alg.clip_param, alg.clip_param)
+                loss = torch.max((value - returns[idx]).pow(2), (clipped - returns[idx]).pow(2)).mean()
+            else:
+                loss = (returns[idx] - value).pow(2).mean()
+            alg.optimizer.zero_grad()
+            (alg.value_loss_coef * loss).backward()
+            for p in actor_params:
+                p.grad = None
+            if alg.is_multi_gpu:
+                alg.reduce_parameters()
+            torch.nn.utils.clip_grad_norm_(critic_params, alg.max_grad_norm)
+            alg.optimizer.step()
+            total += loss.detach().cpu()
+    alg.critic.update_normalization(obs)
+    st.clear()
+    return {"value": float(total) / (alg.num_learning_epochs * alg.num_mini_batches), "critic_warmup": 1.0}
+
+
 class Runner(OnPolicyRunner):
-    """``OnPolicyRunner`` with atomic checkpoints, resume, gloo and a progress line."""
+    """``OnPolicyRunner`` with atomic checkpoints, resume, gloo, a progress line and a critic warm-up."""
 
     def __init__(self, env, train_cfg: dict, log_dir: str | None = None, device: str = "cpu") -> None:
         super().__init__(env, train_cfg, log_dir=log_dir, device=device)
@@ -72,6 +115,22 @@ class Runner(OnPolicyRunner):
         self.logger.log = self._log  # type: ignore[method-assign]
         self._tty = sys.stdout.isatty()
         self._t0 = time.perf_counter()
+        self.critic_warmup_iterations = int(train_cfg.get("critic_warmup_iterations", 0))
+        """Iterations from the run's start (iteration 0) whose update trains the critic only."""
+        self._ppo_update = self.alg.update
+        self.alg.update = self._update  # type: ignore[method-assign]
+        self._next_it = 0
+
+    # ---- critic warm-up ---------------------------------------------------------------------
+    def learn(self, num_learning_iterations: int, init_at_random_ep_len: bool = False) -> None:
+        self._next_it = self.current_learning_iteration  # a resumed run continues its warm-up, if any is left
+        super().learn(num_learning_iterations, init_at_random_ep_len)
+
+    def _update(self) -> dict[str, float]:
+        it, self._next_it = self._next_it, self._next_it + 1
+        if it < self.critic_warmup_iterations:
+            return critic_only_update(self.alg)
+        return self._ppo_update()
 
     # ---- distributed ------------------------------------------------------------------------
     def _configure_multi_gpu(self) -> None:

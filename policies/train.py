@@ -13,6 +13,7 @@ the run directory it writes is described in :mod:`worldloop.policies.run_dir`.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -81,7 +82,9 @@ class TrainCfg(Generic[TaskCfgT]):
     """World-action model and loss settings (used with ``--policy world-action``)."""
     init: str | None = None
     """Run directory (or checkpoint file) whose actor initializes this run's (``worldloop pretrain`` /
-    ``finetune`` output, or a trained run of the same policy and task); training starts at iteration 0."""
+    ``finetune`` output, or a trained run of the same policy and task); training starts at iteration 0 with
+    the action std at ``--agent.init-noise-std`` (behaviour cloning leaves the std untrained). Pair it with
+    ``--agent.critic-warmup-iterations`` so that the untrained critic does not undo the actor."""
     env: TaskCfgT
     """The task's config: scene, rewards (``weights``), randomization terms, ..."""
 
@@ -114,8 +117,12 @@ def check_train_cfg(cfg: TrainCfg) -> TrainCfg:
     """
     from worldloop.envs.batched_env import check_cfg
 
-    for name, low in (("num_envs", 1), ("max_iterations", 1), ("save_interval", 1), ("eval_episodes", 0)):
-        value = getattr(cfg, name)
+    checks = (("num_envs", 1), ("max_iterations", 1), ("save_interval", 1), ("eval_episodes", 0),
+              ("agent.critic_warmup_iterations", 0))  # fmt: skip
+    for name, low in checks:
+        value = cfg
+        for part in name.split("."):
+            value = getattr(value, part)
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             option = "--" + name.replace("_", "-")
             raise ValueError(f"TrainCfg.{name} ({option}) must be an integer >= {low}, got {value!r}")
@@ -277,7 +284,8 @@ def rsl_rl_cfg(cfg: TrainCfg, device: str = "cpu") -> dict:
 
 def init_actor(runner: Runner, source: str | Path, cfg: TrainCfg | None = None) -> None:
     """Load the actor weights of ``source`` (a run directory: its best checkpoint; or a checkpoint file)
-    into ``runner``'s actor, which must have the same architecture.
+    into ``runner``'s actor, which must have the same architecture; with ``cfg``, the action std then
+    restarts at ``cfg.agent.init_noise_std``.
 
     Raises:
         CheckpointError: no checkpoint there, or one whose actor does not fit (the message says which
@@ -310,6 +318,13 @@ def init_actor(runner: Runner, source: str | Path, cfg: TrainCfg | None = None) 
                "with the same observations and actions")
         )  # fmt: skip
     runner.alg.actor.load_state_dict(theirs)
+    dist = getattr(runner.alg.actor, "distribution", None)
+    if cfg is not None and dist is not None:
+        with torch.no_grad():
+            if hasattr(dist, "std_param"):
+                dist.std_param.fill_(cfg.agent.init_noise_std)
+            elif hasattr(dist, "log_std_param"):
+                dist.log_std_param.fill_(math.log(cfg.agent.init_noise_std))
     print(f"[worldloop] actor initialized from {ckpt}", flush=True)
 
 

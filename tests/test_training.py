@@ -367,6 +367,39 @@ def test_init_from_a_run_with_another_actor_names_the_differing_setting(tmp_path
         train(dataclasses.replace(cfg, agent=other, run_name="init", init=source))
 
 
+def test_critic_warmup_trains_the_critic_and_leaves_the_initial_actor_as_it_was(tmp_path):
+    """`--init` with `--agent.critic-warmup-iterations 2`: iterations 0 and 1 move the critic only (the actor's
+    weights and normalizer stay bit for bit those of the source, the std restarts at the run's init std);
+    PPO moves the actor from iteration 2 on."""
+    import dataclasses
+
+    from worldloop.policies import run_dir
+    from worldloop.policies.runner import load_checkpoint
+    from worldloop.policies.train import TrainCfg, train
+
+    cfg = TrainCfg.from_task("Cartpole-v0", num_envs=8, max_iterations=1, eval_episodes=0, save_interval=1,
+                             log_root=str(tmp_path))  # fmt: skip
+    small = dataclasses.replace(cfg.agent, num_steps_per_env=8, actor_hidden_dims=[16], critic_hidden_dims=[16])
+    source = train(dataclasses.replace(cfg, agent=small, run_name="source"))["run_dir"]
+    warm = dataclasses.replace(small, critic_warmup_iterations=2, init_noise_std=0.3)
+    run = train(dataclasses.replace(cfg, agent=warm, max_iterations=3, init=source, run_name="warm"))["run_dir"]
+    src = load_checkpoint(run_dir.find_checkpoint(source))["actor_state_dict"]
+    ckpt = [load_checkpoint(f"{run}/model_{i}.pt") for i in range(3)]
+    for key, value in src.items():
+        if key.endswith("std_param"):
+            assert torch.allclose(ckpt[1]["actor_state_dict"][key], torch.full_like(value, 0.3))
+        else:
+            assert torch.equal(ckpt[1]["actor_state_dict"][key], value), key
+    critics = [c["critic_state_dict"]["mlp.0.weight"] for c in ckpt]
+    assert not torch.equal(critics[0], critics[1])  # the critic learned in the warm-up
+    moved = [
+        k for k, v in src.items() if not k.endswith("std_param") and not torch.equal(ckpt[2]["actor_state_dict"][k], v)
+    ]
+    assert any(k.startswith("mlp.") for k in moved), moved  # PPO moved the actor after it
+    with pytest.raises(ValueError, match=r"critic-warmup-iterations"):
+        train(dataclasses.replace(cfg, agent=dataclasses.replace(small, critic_warmup_iterations=-1)))
+
+
 def test_the_progress_line_shows_no_return_when_no_episode_ended(tmp_path, monkeypatch, capsys):
     """The return shown is the task's; with no finished episode it is '-', never rsl-rl's buffer of the
     scaled reward PPO saw (which read as a collapse: ~80 instead of ~4,000 on Lift after a resume)."""
