@@ -12,7 +12,7 @@ in the summary (``dropped``).
 Each kept episode records, per frame (before each action): ``observation.state`` (the ``policy``
 observation), ``observation.environment_state`` (the ``critic`` one), ``observation.qpos`` /
 ``observation.qvel`` (the physics state, restorable with ``env.set_state``), ``action`` (as executed,
-after clipping), and what followed it: ``next.reward``, ``next.done``, ``next.terminated``,
+after ``action_noise`` and clipping), and what followed it: ``next.reward``, ``next.done``, ``next.terminated``,
 ``next.success``. Per episode (``meta/episodes``): ``success`` (at its last step), ``return``, the
 env ``seed``, the ``backend``, and the randomization draws it ran with, one column per term
 component, ``rand/<term>/<column>`` as ``env.randomizer.columns(term)`` names them. Terms redrawn
@@ -183,6 +183,7 @@ def collect(
     resume: bool = False,
     data_files_size_in_mb: int = layout.DATA_FILES_SIZE_IN_MB,
     commit_interval_s: float = 30.0,
+    action_noise: float = 0.0,
     progress: TextIO | None = sys.stderr,
     **cfg_overrides: Any,
 ) -> CollectSummary:
@@ -205,6 +206,12 @@ def collect(
             buffered in memory before a commit.
         commit_interval_s: [s] commit buffered episodes at least this often (a killed collection loses
             at most this much work, plus a partial file's worth).
+        action_noise: std of Gaussian noise added to every action of the policy before it is executed (and
+            recorded as executed), seeded from the env seed. With an expert this is DART (Laskey et al.,
+            "DART: Noise Injection for Robust Imitation Learning", CoRL 2017): the demonstrations then show
+            the expert correcting the drift a cloned policy will make, and since the noise has zero mean,
+            behaviour cloning on the executed actions still regresses to the expert's. Recorded in
+            ``info.json`` (``worldloop.action_noise``); a resumed collection must use the same.
         progress: stream for the progress display (tqdm bar, or plain lines off a terminal); ``None``
             for silence.
         **cfg_overrides: task config fields, e.g. ``action_space="joint_pos"``.
@@ -213,7 +220,8 @@ def collect(
         A :class:`CollectSummary`.
 
     Raises:
-        ValueError: ``episodes < 1``, an unknown policy name, or a task without an expert for ``"expert"``.
+        ValueError: ``episodes < 1``, ``action_noise`` negative or not finite, an unknown policy name, or a task
+            without an expert for ``"expert"``.
         DatasetError: ``out`` holds a dataset and ``resume`` is false, or one of another task, config
             or policy (the message names the file and the field).
         KeyError: an unknown task id.
@@ -221,6 +229,8 @@ def collect(
     t_start = time.perf_counter()
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
+    if not (math.isfinite(action_noise) and action_noise >= 0.0):
+        raise ValueError(f"action_noise must be a finite std >= 0, got {action_noise!r}")
     out = Path(out)
     own_env = not isinstance(task, BatchedEnv)
     if not own_env and (num_envs is not None or cfg_overrides):
@@ -246,6 +256,7 @@ def collect(
             "num_envs": env.num_envs,
             "observation_groups": {k: v for k, v in OBS_GROUPS.items()},
             "randomization_columns": rand_columns(env),
+            "action_noise": float(action_noise),
             "episode_selection": "the first episodes to start, each kept once it ended",
             "worldloop_version": worldloop.__version__,
         }
@@ -256,12 +267,25 @@ def collect(
                     f"{out / layout.EPISODES_PATH}: column 'seed' already holds {env.seed}; an env with this seed "
                     "would repeat those episodes: build it with another seed"
                 )
-        resolve_policy(env, policy, env.seed)  # an unusable policy is refused before anything is written
+        act = resolve_policy(env, policy, env.seed)  # an unusable policy is refused before anything is written
+        if action_noise > 0.0:
+            policy = _with_noise(act, action_noise, env)
         return _run(env, out, episodes, policy, meta, resume, data_files_size_in_mb, commit_interval_s,
                     progress, t_start)  # fmt: skip
     finally:
         if own_env:
             env.close()
+
+
+def _with_noise(policy: Policy, std: float, env: BatchedEnv) -> Policy:
+    """``policy`` with seeded Gaussian noise of ``std`` on every action (``collect``'s ``action_noise``)."""
+    gen = torch.Generator(device=env.device).manual_seed(env.seed + 7_919)
+
+    def noisy(obs):
+        a = policy(obs)
+        return a + std * torch.randn(a.shape, generator=gen, device=a.device, dtype=a.dtype)
+
+    return noisy
 
 
 def unused_seed(out: str | Path, seed: int) -> int:
@@ -291,10 +315,10 @@ def _existing(out: Path) -> dict[str, Any] | None:
 def _check_same(out: Path, stored: dict[str, Any], meta: dict[str, Any]) -> None:
     """A resumed collection must be the same task, config and policy as the one it continues."""
     where = out / layout.INFO_PATH
-    for key in ("task", "policy"):
-        if stored.get(key) != meta[key]:
+    for key, default in (("task", None), ("policy", None), ("action_noise", 0.0)):
+        if stored.get(key, default) != meta[key]:
             raise DatasetError(
-                f"{where}: worldloop.{key} is {stored.get(key)!r}, this collection's is {meta[key]!r}; "
+                f"{where}: worldloop.{key} is {stored.get(key, default)!r}, this collection's is {meta[key]!r}; "
                 "resume with the same one or write to another directory"
             )
     old, new = stored.get("task_config", {}), meta["task_config"]

@@ -59,6 +59,9 @@ class CollectCfg(Generic[C]):
     """[MiB] size at which data files roll over (LeRobot's data_files_size_in_mb)."""
     commit_interval_s: float = 30.0
     """[s] commit collected episodes at least this often."""
+    action_noise: float = 0.0
+    """Std of Gaussian noise added to each action before it is executed and recorded: with the expert,
+    demonstrations of recovering from drift for behaviour cloning (DART)."""
     compare_rounds: int = 0
     """Instead of keeping a dataset: alternate this many rounds of collection (4 episodes per env, into a
     temporary directory) with the same Loop without writing, and print the frames/s of both (JSON)."""
@@ -178,6 +181,7 @@ def run(cfg: CollectCfg) -> dict:
         resume=cfg.resume,
         data_files_size_in_mb=cfg.file_size_mb,
         commit_interval_s=cfg.commit_interval_s,
+        action_noise=cfg.action_noise,
     )
     if _is_run(cfg.policy):
         from worldloop.policies.run_dir import read_config

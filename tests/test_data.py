@@ -404,6 +404,31 @@ def test_collect_with_a_trained_runs_policy(tmp_path):
         collect_cli.main(["--out", str(tmp_path / "y")])
 
 
+def test_action_noise_perturbs_the_executed_actions_by_its_std(tmp_path):
+    """``--action-noise 0.1`` (DART): from the same seeded reset states, each episode's first executed action
+    differs from the noiseless expert's by Gaussian noise of std 0.1; a resume with another std is refused."""
+    from worldloop.scripts import collect as collect_cli
+
+    common = ["--task", "Franka-Reach-v0", "--episodes", "32", "--num-envs", "32", "--seed", "3"]
+    collect_cli.main([*common, "--out", str(tmp_path / "clean")])
+    collect_cli.main([*common, "--out", str(tmp_path / "noisy"), "--action-noise", "0.1"])
+    clean, noisy = wd.load(tmp_path / "clean"), wd.load(tmp_path / "noisy")
+    assert noisy.info["worldloop"]["action_noise"] == 0.1 and clean.info["worldloop"]["action_noise"] == 0.0
+    first_clean = clean.frames["action"][clean.frames["frame_index"] == 0]
+    first_noisy = noisy.frames["action"][noisy.frames["frame_index"] == 0]
+    assert torch.equal(clean.frames["observation.state"][clean.frames["frame_index"] == 0],
+                       noisy.frames["observation.state"][noisy.frames["frame_index"] == 0])  # fmt: skip
+    inside = first_clean.abs() < 0.7  # away from the clip at +-1
+    diff = (first_noisy - first_clean)[inside]
+    assert diff.numel() > 100
+    assert 0.08 < float(diff.std()) < 0.12 and abs(float(diff.mean())) < 0.03, (diff.std(), diff.mean())
+    with pytest.raises(wd.DatasetError, match="action_noise is 0.1, this collection's is 0.2"):
+        wd.collect("Franka-Reach-v0", tmp_path / "noisy", episodes=40, num_envs=8, resume=True, action_noise=0.2,
+                   progress=None)  # fmt: skip
+    with pytest.raises(ValueError, match="action_noise must be a finite std >= 0"):
+        wd.collect("Franka-Reach-v0", tmp_path / "bad", episodes=4, action_noise=-0.1, progress=None)
+
+
 def test_compare_throughput_alternates_loop_and_collection():
     from worldloop.data.bench import compare_throughput
 
