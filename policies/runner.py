@@ -62,14 +62,16 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 def critic_only_update(alg) -> dict[str, float]:
     """One update of an rsl-rl PPO algorithm (``PPO`` or a subclass such as ``WorldActionPPO``) that trains
-    only its critic on the rollout in ``alg.storage``: PPO's value loss (clipped if PPO clips it), the same
-    epochs, mini-batches, gradient clip and optimizer, with the actor's weights, action std and observation
-    normalizer left exactly as they were (their gradients are dropped before each step; a critic sharing the
-    actor's encoder learns only its own layers). The learning-rate schedule does not run. Clears the storage
-    as ``update`` does and returns the mean value loss as ``{"value": ..., "critic_warmup": 1.0}``."""
+    only its critic on the rollout in ``alg.storage``: the squared error of the value against the returns
+    (not clipped to ``clip_param`` around the rollout's values, which would let a fresh critic move only
+    that far per iteration), with PPO's epochs, mini-batches, gradient clip and optimizer. The actor's
+    weights, action std and observation normalizer stay exactly as they were (their gradients are dropped
+    before each step; a critic sharing the actor's encoder learns only its own layers), and the
+    learning-rate schedule does not run. Clears the storage as ``update`` does and returns the mean value
+    loss as ``{"value": ..., "critic_warmup": 1.0}``."""
     st = alg.storage
     obs = st.observations.flatten(0, 1)
-    returns, old_values = st.returns.flatten(0, 1), st.values.flatten(0, 1)
+    returns = st.returns.flatten(0, 1)
     actor_params = list(alg.actor.parameters())
     own = {id(p) for p in actor_params}
     critic_params = [p for p in alg.critic.parameters() if id(p) not in own]
@@ -80,12 +82,9 @@ def critic_only_update(alg) -> dict[str, float]:
         perm = torch.randperm(n, device=returns.device)
         for i in range(alg.num_mini_batches):
             idx = perm[i * mini : (i + 1) * mini]
-            value = alg.critic(obs[idx])
-            if alg.use_clipped_value_loss:
-                clipped = old_values[idx] + (value - old_values[idx]).clamp(-alg.clip_param, alg.clip_param)
-                loss = torch.max((value - returns[idx]).pow(2), (clipped - returns[idx]).pow(2)).mean()
-            else:
-                loss = (returns[idx] - value).pow(2).mean()
+            # Not PPO's clipped value loss: that holds each value within clip_param of the rollout's per
+            # iteration, so a fresh critic facing returns of ~10 would need ~50 iterations to reach them.
+            loss = (returns[idx] - alg.critic(obs[idx])).pow(2).mean()
             alg.optimizer.zero_grad()
             (alg.value_loss_coef * loss).backward()
             for p in actor_params:
