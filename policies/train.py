@@ -83,8 +83,10 @@ class TrainCfg(Generic[TaskCfgT]):
     init: str | None = None
     """Run directory (or checkpoint file) whose actor initializes this run's (``worldloop pretrain`` /
     ``finetune`` output, or a trained run of the same policy and task); training starts at iteration 0 with
-    the action std at ``--agent.init-noise-std`` (behaviour cloning leaves the std untrained). Pair it with
-    ``--agent.critic-warmup-iterations`` so that the untrained critic does not undo the actor."""
+    the action std at ``--agent.init-noise-std`` (behaviour cloning leaves the std untrained) and the actor's
+    observation normalizer frozen at the loaded statistics. Pair it with ``--agent.critic-warmup-iterations``
+    so that the untrained critic does not undo the actor, and a learning rate below PPO's 1e-3 (Adam's first
+    steps move every weight by about the learning rate)."""
     env: TaskCfgT
     """The task's config: scene, rewards (``weights``), randomization terms, ..."""
 
@@ -191,6 +193,8 @@ def train(cfg: TrainCfg) -> dict:
                 f"[worldloop] resuming {path} from {ckpt.name} at iteration {runner.current_learning_iteration}",
                 flush=True,
             )
+    if cfg.init:
+        freeze_normalizer(runner.alg.actor)
     remaining = cfg.max_iterations - runner.current_learning_iteration
     if rank == 0:
         print(
@@ -326,6 +330,16 @@ def init_actor(runner: Runner, source: str | Path, cfg: TrainCfg | None = None) 
             elif hasattr(dist, "log_std_param"):
                 dist.log_std_param.fill_(math.log(cfg.agent.init_noise_std))
     print(f"[worldloop] actor initialized from {ckpt}", flush=True)
+
+
+def freeze_normalizer(model) -> None:
+    """Stop ``model``'s observation normalizer (rsl-rl's ``EmpiricalNormalization``) from updating: an actor
+    taken from another run (``--init``) was fitted to its statistics, and letting PPO's rollouts move them
+    changes its actions (measured on a cloned Lift-v1 actor: 7 iterations of updates moved the mean
+    action by 0.07 of the action range on one axis, more than the PPO steps themselves)."""
+    norm = getattr(model, "obs_normalizer", None)
+    if norm is not None and hasattr(norm, "until") and hasattr(norm, "count"):
+        norm.until = int(norm.count)
 
 
 def _differing_settings(source: Path, cfg: TrainCfg) -> list[str]:

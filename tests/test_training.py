@@ -370,7 +370,7 @@ def test_init_from_a_run_with_another_actor_names_the_differing_setting(tmp_path
 def test_critic_warmup_trains_the_critic_and_leaves_the_initial_actor_as_it_was(tmp_path):
     """`--init` with `--agent.critic-warmup-iterations 2`: iterations 0 and 1 move the critic only (the actor's
     weights and normalizer stay bit for bit those of the source, the std restarts at the run's init std);
-    PPO moves the actor from iteration 2 on."""
+    PPO moves the actor's weights from iteration 2 on, not its observation normalizer (frozen for --init)."""
     import dataclasses
 
     from worldloop.policies import run_dir
@@ -396,6 +396,7 @@ def test_critic_warmup_trains_the_critic_and_leaves_the_initial_actor_as_it_was(
         k for k, v in src.items() if not k.endswith("std_param") and not torch.equal(ckpt[2]["actor_state_dict"][k], v)
     ]
     assert any(k.startswith("mlp.") for k in moved), moved  # PPO moved the actor after it
+    assert not any(k.startswith("obs_normalizer.") for k in moved), moved  # with the statistics it was fitted to
     with pytest.raises(ValueError, match=r"critic-warmup-iterations"):
         train(dataclasses.replace(cfg, agent=dataclasses.replace(small, critic_warmup_iterations=-1)))
 
