@@ -60,6 +60,9 @@ class PPOCfg:
     """Iterations at the start of a run whose update trains only the critic (the actor acts and stays as it
     is): for PPO from an actor that already works (``worldloop train --init``), whose critic starts
     untrained and whose first advantages would otherwise move the actor at random."""
+    critic_warmup_learning_rate: float = 1e-3
+    """Adam learning rate of the critic during the warm-up (an optimizer of its own, so that a run can give PPO
+    a small ``learning_rate`` for a cloned actor and still fit the critic quickly)."""
     reward_scale: float = 1.0
     """Factor on the env reward before PPO sees it (logged episode returns and terms stay unscaled).
     rsl-rl clips each value update to ``clip_param`` in absolute units, so a critic facing returns in
@@ -77,6 +80,7 @@ class PPOCfg:
             "run_name": run_name,
             "logger": "tensorboard",
             "critic_warmup_iterations": self.critic_warmup_iterations,
+            "critic_warmup_learning_rate": self.critic_warmup_learning_rate,
             "obs_groups": {"actor": ["policy"], "critic": ["critic"]},
             "algorithm": {
                 "class_name": "PPO",

@@ -10,9 +10,10 @@
   ``torchrun --nproc-per-node 2`` trains with one env batch per process on CPUs too.
 - A one-line progress report per iteration (rewritten in place on a terminal, plain lines in logs)
   instead of rsl-rl's block; tensorboard logging is unchanged.
-- A critic warm-up (``train_cfg["critic_warmup_iterations"]``, ``--agent.critic-warmup-iterations``): the
-  run's first iterations update only the critic, so that PPO starting from a trained or cloned actor
-  (``worldloop train --init``) does not move it along the advantages of an untrained critic.
+- A critic warm-up (``train_cfg["critic_warmup_iterations"]``, ``--agent.critic-warmup-iterations``,
+  at ``critic_warmup_learning_rate``): the run's first iterations update only the critic, so that PPO
+  starting from a trained or cloned actor (``worldloop train --init``) does not move it along the
+  advantages of an untrained critic.
 """
 
 from __future__ import annotations
@@ -60,11 +61,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return data
 
 
-def critic_only_update(alg) -> dict[str, float]:
+def critic_only_update(alg, optimizer: torch.optim.Optimizer | None = None) -> dict[str, float]:
     """One update of an rsl-rl PPO algorithm (``PPO`` or a subclass such as ``WorldActionPPO``) that trains
     only its critic on the rollout in ``alg.storage``: the squared error of the value against the returns
     (not clipped to ``clip_param`` around the rollout's values, which would let a fresh critic move only
-    that far per iteration), with PPO's epochs, mini-batches, gradient clip and optimizer. The actor's
+    that far per iteration), with PPO's epochs, mini-batches and gradient clip, and ``optimizer`` (over the
+    critic's parameters; default PPO's own, at PPO's learning rate). The actor's
     weights, action std and observation normalizer stay exactly as they were (their gradients are dropped
     before each step; a critic sharing the actor's encoder learns only its own layers), and the
     learning-rate schedule does not run. Clears the storage as ``update`` does and returns the mean value
@@ -75,6 +77,7 @@ def critic_only_update(alg) -> dict[str, float]:
     actor_params = list(alg.actor.parameters())
     own = {id(p) for p in actor_params}
     critic_params = [p for p in alg.critic.parameters() if id(p) not in own]
+    opt = alg.optimizer if optimizer is None else optimizer
     n = returns.shape[0]
     mini = n // alg.num_mini_batches
     total = torch.zeros(())
@@ -85,14 +88,14 @@ def critic_only_update(alg) -> dict[str, float]:
             # Not PPO's clipped value loss: that holds each value within clip_param of the rollout's per
             # iteration, so a fresh critic facing returns of ~10 would need ~50 iterations to reach them.
             loss = (returns[idx] - alg.critic(obs[idx])).pow(2).mean()
-            alg.optimizer.zero_grad()
+            opt.zero_grad()
             (alg.value_loss_coef * loss).backward()
             for p in actor_params:
                 p.grad = None
             if alg.is_multi_gpu:
                 alg.reduce_parameters()
             torch.nn.utils.clip_grad_norm_(critic_params, alg.max_grad_norm)
-            alg.optimizer.step()
+            opt.step()
             total += loss.detach().cpu()
     alg.critic.update_normalization(obs)
     st.clear()
@@ -116,6 +119,9 @@ class Runner(OnPolicyRunner):
         self._t0 = time.perf_counter()
         self.critic_warmup_iterations = int(train_cfg.get("critic_warmup_iterations", 0))
         """Iterations from the run's start (iteration 0) whose update trains the critic only."""
+        self.critic_warmup_learning_rate = float(train_cfg.get("critic_warmup_learning_rate", 1e-3))
+        """Adam learning rate of the critic during the warm-up (its own optimizer; PPO's takes over after)."""
+        self._warmup_opt: torch.optim.Optimizer | None = None
         self._ppo_update = self.alg.update
         self.alg.update = self._update  # type: ignore[method-assign]
         self._next_it = 0
@@ -128,7 +134,11 @@ class Runner(OnPolicyRunner):
     def _update(self) -> dict[str, float]:
         it, self._next_it = self._next_it, self._next_it + 1
         if it < self.critic_warmup_iterations:
-            return critic_only_update(self.alg)
+            if self._warmup_opt is None:
+                own = {id(p) for p in self.alg.actor.parameters()}
+                params = [p for p in self.alg.critic.parameters() if id(p) not in own and p.requires_grad]
+                self._warmup_opt = torch.optim.Adam(params, lr=self.critic_warmup_learning_rate)
+            return critic_only_update(self.alg, self._warmup_opt)
         return self._ppo_update()
 
     # ---- distributed ------------------------------------------------------------------------
