@@ -49,6 +49,8 @@ class PPOCfg:
     """Value loss weight."""
     max_grad_norm: float = 1.0
     """Gradient norm clip."""
+    clip_value_loss: bool = True
+    """Clip each value update to ``clip_param`` around the rollout's values (rsl-rl's ``use_clipped_value_loss``)."""
     mixed_precision: Literal["off", "auto", "on"] = "off"
     """Run the PPO update's forward and backward passes under bfloat16 autocast (rsl-rl's
     ``use_mixed_precision``): the same samples, minibatches and losses, with the matrix products in
@@ -95,7 +97,7 @@ class PPOCfg:
                 "entropy_coef": self.entropy_coef,
                 "value_loss_coef": self.value_loss_coef,
                 "max_grad_norm": self.max_grad_norm,
-                "use_clipped_value_loss": True,
+                "use_clipped_value_loss": self.clip_value_loss,
                 "use_mixed_precision": mixed,
             },
             "actor": {

@@ -54,6 +54,9 @@ class WorldActionCfg:
     """Weight of the observation reconstruction loss."""
     world_model_windows: int = 256
     """K-step windows per PPO mini-batch for the world-model loss (0: every entry of the mini-batch)."""
+    critic_learning_rate: float | None = None
+    """A fixed learning rate for the critic (its own Adam param group); default: PPO's, with its schedule. For
+    PPO from a cloned actor (``--init``), whose small learning rate would leave the critic behind the returns."""
 
     def apply(self, train_cfg: dict) -> dict:
         """An rsl-rl ``train_cfg`` for MLP PPO (``PPOCfg.to_rsl_rl()``) turned into world-action PPO:
@@ -70,6 +73,7 @@ class WorldActionCfg:
             termination_coef=self.termination_coef,
             reconstruction_coef=self.reconstruction_coef,
             world_model_windows=self.world_model_windows,
+            critic_learning_rate=self.critic_learning_rate,
         )
         cfg["actor"] = {
             "class_name": MODEL,

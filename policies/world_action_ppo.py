@@ -40,6 +40,8 @@ class WorldActionPPO(PPO):
             loss terms relative to PPO's loss.
         world_model_windows: windows per mini-batch the world-model loss uses (a random subset of the
             mini-batch's entries; 0 uses them all). Sets the learner's extra cost.
+        critic_learning_rate: a fixed Adam learning rate for the critic's own parameters (its param group);
+            ``None``: the critic follows PPO's learning rate and schedule, as in rsl-rl.
     """
 
     actor: WorldActionModel
@@ -58,6 +60,7 @@ class WorldActionPPO(PPO):
         termination_coef: float = 0.1,
         reconstruction_coef: float = 0.5,
         world_model_windows: int = 256,
+        critic_learning_rate: float | None = None,
         **ppo_kwargs,
     ) -> None:
         if not isinstance(actor, WorldActionModel):
@@ -71,7 +74,13 @@ class WorldActionPPO(PPO):
         params = list(dict.fromkeys(p for p in chain(actor.parameters(), critic.parameters()) if p.requires_grad))
         # fused: one kernel for all tensors (the world model adds many small ones; ~2x faster step on CPU).
         fused = {"fused": True} if isinstance(self.optimizer, torch.optim.Adam | torch.optim.AdamW) else {}
-        self.optimizer = type(self.optimizer)(params, lr=self.learning_rate, **fused)
+        self.critic_learning_rate = critic_learning_rate
+        groups: list = params
+        if critic_learning_rate is not None:
+            own = {id(p) for p in actor.parameters()}
+            groups = [{"params": [p for p in params if id(p) in own]},
+                      {"params": [p for p in params if id(p) not in own], "lr": critic_learning_rate}]  # fmt: skip
+        self.optimizer = type(self.optimizer)(groups, lr=self.learning_rate, **fused)
         self.horizon = horizon
         self.rho = rho
         self.target_tau = target_tau
@@ -169,7 +178,7 @@ class WorldActionPPO(PPO):
                             lr = torch.tensor(self.learning_rate, device=self.device)
                             torch.distributed.broadcast(lr, src=0)
                             self.learning_rate = lr.item()
-                        for group in self.optimizer.param_groups:
+                        for group in self.optimizer.param_groups[: 1 if self.critic_learning_rate else None]:
                             group["lr"] = self.learning_rate
 
                 ratio = torch.exp(log_prob - old_log_prob[idx].squeeze(-1))

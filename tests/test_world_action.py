@@ -134,6 +134,22 @@ def test_checkpoint_round_trip_and_tensorboard_terms(world_action_run):
         assert f"Loss/{term}" in tags, term
 
 
+def test_critic_learning_rate_is_its_own_param_group_outside_the_schedule(tmp_path):
+    """``--world-action.critic-learning-rate``: the critic's parameters are one Adam group whose learning rate stays
+    put while PPO's adaptive schedule moves the actor's."""
+    from worldloop.policies.runner import load_checkpoint
+    from worldloop.policies.train import TrainCfg, train
+    from worldloop.policies.world_action_cfg import WorldActionCfg
+
+    wa = WorldActionCfg(critic_learning_rate=3e-3)
+    cfg = TrainCfg.from_task("Cartpole-v0", num_envs=16, max_iterations=3, eval_episodes=0, policy="world-action",
+                             world_action=wa, log_root=str(tmp_path))  # fmt: skip
+    saved = load_checkpoint(f"{train(cfg)['run_dir']}/last.pt")
+    actor_group, critic_group = saved["optimizer_state_dict"]["param_groups"]
+    assert critic_group["lr"] == 3e-3 and actor_group["lr"] != cfg.agent.learning_rate  # the schedule moved it
+    assert len(critic_group["params"]) == sum(k.startswith("mlp.") for k in saved["critic_state_dict"])  # its layers
+
+
 def test_onnx_parity_of_actor_and_world_model(world_action_run):
     import numpy as np
     import onnxruntime as ort
