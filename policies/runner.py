@@ -66,11 +66,11 @@ def critic_only_update(alg, optimizer: torch.optim.Optimizer | None = None) -> d
     only its critic on the rollout in ``alg.storage``: the squared error of the value against the returns
     (not clipped to ``clip_param`` around the rollout's values, which would let a fresh critic move only
     that far per iteration), with PPO's epochs, mini-batches and gradient clip, and ``optimizer`` (over the
-    critic's parameters; default PPO's own, at PPO's learning rate). The actor's
-    weights, action std and observation normalizer stay exactly as they were (their gradients are dropped
-    before each step; a critic sharing the actor's encoder learns only its own layers), and the
-    learning-rate schedule does not run. Clears the storage as ``update`` does and returns the mean value
-    loss as ``{"value": ..., "critic_warmup": 1.0}``."""
+    critic's parameters; default PPO's own, at PPO's learning rate). The actor's weights, action std and
+    observation normalizer stay exactly as they were (their gradients are dropped before each step; a critic
+    sharing the actor's encoder learns only its own layers), and the learning-rate schedule does not run.
+    Clears the storage as ``update`` does and returns the mean value loss as
+    ``{"value": ..., "critic_warmup": 1.0}``."""
     st = alg.storage
     obs = st.observations.flatten(0, 1)
     returns = st.returns.flatten(0, 1)

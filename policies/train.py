@@ -335,8 +335,8 @@ def init_actor(runner: Runner, source: str | Path, cfg: TrainCfg | None = None) 
 def freeze_normalizer(model) -> None:
     """Stop ``model``'s observation normalizer (rsl-rl's ``EmpiricalNormalization``) from updating: an actor
     taken from another run (``--init``) was fitted to its statistics, and letting PPO's rollouts move them
-    changes its actions (measured on a cloned Lift-v1 actor: 7 iterations of updates moved the mean
-    action by 0.07 of the action range on one axis, more than the PPO steps themselves)."""
+    changes its actions (measured on a cloned Lift-v1 actor: 7 iterations of updates moved its actions by up
+    to 0.066 on one axis, actions in [-1, 1], more than the PPO steps themselves; BENCHMARKS.md)."""
     norm = getattr(model, "obs_normalizer", None)
     if norm is not None and hasattr(norm, "until") and hasattr(norm, "count"):
         norm.until = int(norm.count)
