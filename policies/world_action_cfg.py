@@ -57,6 +57,12 @@ class WorldActionCfg:
     critic_learning_rate: float | None = None
     """A fixed learning rate for the critic (its own Adam param group); default: PPO's, with its schedule. For
     PPO from a cloned actor (``--init``), whose small learning rate would leave the critic behind the returns."""
+    bc_data: tuple[str, ...] = ()
+    """Datasets (``worldloop collect``, this task) whose actions PPO's actor keeps being cloned to, with
+    ``bc_coef``: PPO from a cloned model held near the demonstrations."""
+    bc_coef: float = 0.0
+    """Weight of that behaviour-cloning term: the MSE of the action mean against the dataset's actions, on
+    ``world_model_windows`` frames per PPO mini-batch."""
 
     def apply(self, train_cfg: dict) -> dict:
         """An rsl-rl ``train_cfg`` for MLP PPO (``PPOCfg.to_rsl_rl()``) turned into world-action PPO:
@@ -74,6 +80,8 @@ class WorldActionCfg:
             reconstruction_coef=self.reconstruction_coef,
             world_model_windows=self.world_model_windows,
             critic_learning_rate=self.critic_learning_rate,
+            bc_data=list(self.bc_data),
+            bc_coef=self.bc_coef,
         )
         cfg["actor"] = {
             "class_name": MODEL,

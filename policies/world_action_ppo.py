@@ -42,6 +42,9 @@ class WorldActionPPO(PPO):
             mini-batch's entries; 0 uses them all). Sets the learner's extra cost.
         critic_learning_rate: a fixed Adam learning rate for the critic's own parameters (its param group);
             ``None``: the critic follows PPO's learning rate and schedule, as in rsl-rl.
+        bc_data, bc_coef: datasets of demonstrations and the weight of a behaviour-cloning term (MSE of the
+            action mean against their actions, on ``world_model_windows`` random frames per mini-batch, logged
+            as ``Loss/bc``) added to PPO's loss; ``bc_coef`` 0 leaves PPO as it is.
     """
 
     actor: WorldActionModel
@@ -61,6 +64,8 @@ class WorldActionPPO(PPO):
         reconstruction_coef: float = 0.5,
         world_model_windows: int = 256,
         critic_learning_rate: float | None = None,
+        bc_data: list[str] | tuple[str, ...] = (),
+        bc_coef: float = 0.0,
         **ppo_kwargs,
     ) -> None:
         if not isinstance(actor, WorldActionModel):
@@ -91,6 +96,11 @@ class WorldActionPPO(PPO):
             "reconstruction_coef": reconstruction_coef,
         }
         self.world_model_windows = world_model_windows
+        self.bc_coef = bc_coef
+        self.bc_data = list(bc_data)
+        self.bc_obs = self.bc_actions = None  # loaded at the first update: play and export do not need them
+        if bc_coef > 0.0 and not bc_data:
+            raise ValueError("bc_coef > 0 needs demonstrations: --world-action.bc-data DIR [DIR ...]")
         t, n = storage.num_transitions_per_env, storage.num_envs
         self.raw_rewards = torch.zeros(t, n, device=self.device)
         self.terminated = torch.zeros(t, n, dtype=torch.bool, device=self.device)
@@ -111,6 +121,25 @@ class WorldActionPPO(PPO):
         super().compute_returns(obs)
 
     # ---- update --------------------------------------------------------------------------------
+    def _load_demonstrations(self) -> None:
+        """Observations and actions of ``bc_data`` on the learner's device (once)."""
+        from worldloop.data import load
+
+        sets = [load(p) for p in self.bc_data]
+        self.bc_obs = torch.cat([d.frames["observation.state"] for d in sets]).to(self.device)
+        self.bc_actions = torch.cat([d.frames["action"] for d in sets]).to(self.device)
+        a = self.actor
+        n_act = None
+        if self.bc_obs.shape[-1] == a.obs_dim:
+            with torch.no_grad():
+                n_act = a.action_mean(a.encode(a.normalize(self.bc_obs[:1]))).shape[-1]
+        if self.bc_obs.shape[-1] != a.obs_dim or self.bc_actions.shape[-1] != n_act:
+            raise ValueError(
+                f"--world-action.bc-data {self.bc_data}: observations {self.bc_obs.shape[-1]} and actions "
+                f"{self.bc_actions.shape[-1]} wide, the policy's observations are {a.obs_dim} wide "
+                "(demonstrations of another task or action space?)"
+            )
+
     def _windows(self, flat_idx: torch.Tensor, obs_seq: torch.Tensor) -> dict[str, torch.Tensor]:
         """K-step windows starting at the flat ``[time * num_envs + env]`` indices of a mini-batch."""
         st, k = self.storage, self.horizon
@@ -143,6 +172,8 @@ class WorldActionPPO(PPO):
         advantages = st.advantages.flatten(0, 1)
         old_params = tuple(p.flatten(0, 1) for p in st.distribution_params)
         obs_seq = torch.cat((self.actor.obs_vector(st.observations), self.last_obs.unsqueeze(0)))  # (T + 1, N, n)
+        if self.bc_coef > 0.0 and self.bc_obs is None:
+            self._load_demonstrations()
 
         sums: dict[str, torch.Tensor] = {}
 
@@ -201,6 +232,12 @@ class WorldActionPPO(PPO):
                 windows = self._windows(wm_idx, obs_seq)
                 wm = world_model_loss(self.actor, **windows, rho=self.rho, metrics=last, **self.coefs)
                 loss = loss + wm.total
+                if self.bc_obs is not None:
+                    rows = torch.randint(len(self.bc_obs), (max(len(wm_idx), 1),), device=self.device)
+                    a = self.actor
+                    bc = (a.action_mean(a.encode(a.normalize(self.bc_obs[rows]))) - self.bc_actions[rows]).pow(2).mean()
+                    loss = loss + self.bc_coef * bc
+                    add("bc", bc)
 
                 self.optimizer.zero_grad()
                 loss.backward()
