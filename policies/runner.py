@@ -32,7 +32,15 @@ from rsl_rl.runners import OnPolicyRunner  # noqa: TID253 - imported only when t
 from worldloop.policies import run_dir
 from worldloop.policies.run_dir import CheckpointError
 
-__all__ = ["CHECKPOINT_KEYS", "CheckpointError", "Runner", "atomic_save", "critic_only_update", "load_checkpoint"]
+__all__ = [
+    "CHECKPOINT_KEYS",
+    "CheckpointError",
+    "Runner",
+    "atomic_save",
+    "critic_only_update",
+    "load_checkpoint",
+    "own_critic_parameters",
+]
 
 CHECKPOINT_KEYS = ("actor_state_dict", "critic_state_dict", "optimizer_state_dict", "iter")
 
@@ -61,12 +69,18 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return data
 
 
-def critic_only_update(alg, optimizer: torch.optim.Optimizer | None = None) -> dict[str, float]:
+def own_critic_parameters(actor: torch.nn.Module, critic: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """The critic's trainable parameters that are not the actor's (a critic may share the actor's encoder)."""
+    actor_ids = {id(p) for p in actor.parameters()}
+    return [p for p in critic.parameters() if id(p) not in actor_ids and p.requires_grad]
+
+
+def critic_only_update(alg, optimizer: torch.optim.Optimizer) -> dict[str, float]:
     """One update of an rsl-rl PPO algorithm (``PPO`` or a subclass such as ``WorldActionPPO``) that trains
     only its critic on the rollout in ``alg.storage``: the squared error of the value against the returns
     (not clipped to ``clip_param`` around the rollout's values, which would let a fresh critic move only
-    that far per iteration), with PPO's epochs, mini-batches and gradient clip, and ``optimizer`` (over the
-    critic's parameters; default PPO's own, at PPO's learning rate). The actor's weights, action std and
+    that far per iteration), with PPO's epochs, mini-batches and gradient clip, and ``optimizer`` (over
+    :func:`own_critic_parameters`). The actor's weights, action std and
     observation normalizer stay exactly as they were (their gradients are dropped before each step; a critic
     sharing the actor's encoder learns only its own layers), and the learning-rate schedule does not run.
     Clears the storage as ``update`` does and returns the mean value loss as
@@ -75,9 +89,7 @@ def critic_only_update(alg, optimizer: torch.optim.Optimizer | None = None) -> d
     obs = st.observations.flatten(0, 1)
     returns = st.returns.flatten(0, 1)
     actor_params = list(alg.actor.parameters())
-    own = {id(p) for p in actor_params}
-    critic_params = [p for p in alg.critic.parameters() if id(p) not in own]
-    opt = alg.optimizer if optimizer is None else optimizer
+    critic_params = own_critic_parameters(alg.actor, alg.critic)
     n = returns.shape[0]
     mini = n // alg.num_mini_batches
     total = torch.zeros(())
@@ -88,14 +100,14 @@ def critic_only_update(alg, optimizer: torch.optim.Optimizer | None = None) -> d
             # Not PPO's clipped value loss: that holds each value within clip_param of the rollout's per
             # iteration, so a fresh critic facing returns of ~10 would need ~50 iterations to reach them.
             loss = (returns[idx] - alg.critic(obs[idx])).pow(2).mean()
-            opt.zero_grad()
+            optimizer.zero_grad()
             (alg.value_loss_coef * loss).backward()
             for p in actor_params:
                 p.grad = None
             if alg.is_multi_gpu:
                 alg.reduce_parameters()
             torch.nn.utils.clip_grad_norm_(critic_params, alg.max_grad_norm)
-            opt.step()
+            optimizer.step()
             total += loss.detach().cpu()
     alg.critic.update_normalization(obs)
     st.clear()
@@ -135,8 +147,7 @@ class Runner(OnPolicyRunner):
         it, self._next_it = self._next_it, self._next_it + 1
         if it < self.critic_warmup_iterations:
             if self._warmup_opt is None:
-                own = {id(p) for p in self.alg.actor.parameters()}
-                params = [p for p in self.alg.critic.parameters() if id(p) not in own and p.requires_grad]
+                params = own_critic_parameters(self.alg.actor, self.alg.critic)
                 self._warmup_opt = torch.optim.Adam(params, lr=self.critic_warmup_learning_rate)
             return critic_only_update(self.alg, self._warmup_opt)
         return self._ppo_update()

@@ -23,6 +23,7 @@ import torch.nn as nn
 from rsl_rl.algorithms import PPO  # noqa: TID253 - imported only when training
 from tensordict import TensorDict
 
+from worldloop.policies.runner import own_critic_parameters
 from worldloop.policies.world_action import WorldActionCritic, WorldActionModel, window_masks, world_model_loss
 
 __all__ = ["WorldActionPPO"]
@@ -82,9 +83,10 @@ class WorldActionPPO(PPO):
         self.critic_learning_rate = critic_learning_rate
         groups: list = params
         if critic_learning_rate is not None:
-            own = {id(p) for p in actor.parameters()}
-            groups = [{"params": [p for p in params if id(p) in own]},
-                      {"params": [p for p in params if id(p) not in own], "lr": critic_learning_rate}]  # fmt: skip
+            critic_own = own_critic_parameters(actor, critic)
+            critic_ids = {id(p) for p in critic_own}
+            groups = [{"params": [p for p in params if id(p) not in critic_ids]},
+                      {"params": critic_own, "lr": critic_learning_rate}]  # fmt: skip
         self.optimizer = type(self.optimizer)(groups, lr=self.learning_rate, **fused)
         self.horizon = horizon
         self.rho = rho
@@ -129,11 +131,7 @@ class WorldActionPPO(PPO):
         self.bc_obs = torch.cat([d.frames["observation.state"] for d in sets]).to(self.device)
         self.bc_actions = torch.cat([d.frames["action"] for d in sets]).to(self.device)
         a = self.actor
-        n_act = None
-        if self.bc_obs.shape[-1] == a.obs_dim:
-            with torch.no_grad():
-                n_act = a.action_mean(a.encode(a.normalize(self.bc_obs[:1]))).shape[-1]
-        if self.bc_obs.shape[-1] != a.obs_dim or self.bc_actions.shape[-1] != n_act:
+        if self.bc_obs.shape[-1] != a.obs_dim or self.bc_actions.shape[-1] != self.storage.actions.shape[-1]:
             raise ValueError(
                 f"--world-action.bc-data {self.bc_data}: observations {self.bc_obs.shape[-1]} and actions "
                 f"{self.bc_actions.shape[-1]} wide, the policy's observations are {a.obs_dim} wide "
