@@ -231,7 +231,7 @@ class WorldActionPPO(PPO):
                 wm = world_model_loss(self.actor, **windows, rho=self.rho, metrics=last, **self.coefs)
                 loss = loss + wm.total
                 if self.bc_obs is not None:
-                    rows = torch.randint(len(self.bc_obs), (max(len(wm_idx), 1),), device=self.device)
+                    rows = torch.randint(len(self.bc_obs), (len(wm_idx),), device=self.device)
                     a = self.actor
                     bc = (a.action_mean(a.encode(a.normalize(self.bc_obs[rows]))) - self.bc_actions[rows]).pow(2).mean()
                     loss = loss + self.bc_coef * bc
