@@ -78,10 +78,7 @@ def parse(argv: Sequence[str] | None = None) -> CollectCfg:
     """
     import tyro
 
-    try:
-        rand, argv = pop_rand_options(list(sys.argv[1:] if argv is None else argv))
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
+    rand, argv = pop_rand_options(list(sys.argv[1:] if argv is None else argv))
     pre = argparse.ArgumentParser(prog="worldloop collect", add_help=False, allow_abbrev=False)
     pre.add_argument("--task", default="")
     pre.add_argument("--policy", default="expert")
@@ -118,10 +115,7 @@ def parse(argv: Sequence[str] | None = None) -> CollectCfg:
             )
         env_cfg = get_task(known.task).cfg_cls()
         if rand:
-            try:
-                env_cfg = dataclasses.replace(env_cfg, randomization=apply_rand_options(env_cfg.randomization, rand))
-            except ValueError as e:
-                raise ConfigError(str(e)) from None
+            env_cfg = dataclasses.replace(env_cfg, randomization=apply_rand_options(env_cfg.randomization, rand))
         default = CollectCfg(task=known.task, env=env_cfg)
     cfg = tyro.cli(
         CollectCfg[type(default.env)],

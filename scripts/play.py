@@ -62,10 +62,7 @@ def play(cfg: PlayCfg) -> dict:
     num_envs = min(cfg.episodes, 1024) if cfg.num_envs is None else cfg.num_envs
     terms = None
     if cfg.rand:
-        try:
-            terms = apply_rand_options(saved.env.randomization, list(cfg.rand))
-        except ValueError as e:
-            raise run_dir.ConfigError(str(e)) from None
+        terms = apply_rand_options(saved.env.randomization, list(cfg.rand))
     env, runner = load_run(path, checkpoint=cfg.checkpoint, num_envs=num_envs, backend=cfg.backend, randomization=terms)
     policy = inference_policy(runner, env.num_envs)
     planner = None
@@ -179,9 +176,6 @@ def main(argv: Sequence[str] | None = None) -> dict:
     """``worldloop play``."""
     import tyro
 
-    try:
-        rand, argv = pop_rand_options(list(sys.argv[1:] if argv is None else argv))
-    except ValueError as e:
-        raise run_dir.ConfigError(str(e)) from None
+    rand, argv = pop_rand_options(list(sys.argv[1:] if argv is None else argv))
     cfg = tyro.cli(PlayCfg, args=argv, prog="worldloop play", config=(tyro.conf.FlagCreatePairsOff,))
     return play(dataclasses.replace(cfg, rand=cfg.rand + tuple(rand)))

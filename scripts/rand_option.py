@@ -18,6 +18,7 @@ from typing import Any
 
 from worldloop.envs.randomization import RandTerm
 from worldloop.envs.randomization.terms import coerce
+from worldloop.policies.run_dir import ConfigError
 
 RAND_HELP = (
     "change the task's randomization preset, repeatable: 'obs_noise.range=-0.02,0.02', "
@@ -30,7 +31,10 @@ RAND_HELP = (
 
 def pop_rand_options(argv: list[str]) -> tuple[list[str], list[str]]:
     """Split ``argv`` into the values of every ``--rand X`` / ``--rand=X`` (in order) and the other
-    arguments; arguments after a bare ``--`` are left as they are."""
+    arguments; arguments after a bare ``--`` are left as they are.
+
+    Raises:
+        ConfigError: a ``--rand`` without a value."""
     items, rest = [], []
     i = 0
     while i < len(argv):
@@ -40,7 +44,7 @@ def pop_rand_options(argv: list[str]) -> tuple[list[str], list[str]]:
             break
         if arg == "--rand":
             if i + 1 >= len(argv):
-                raise ValueError("--rand needs a value: NAME.FIELD=VALUE or NAME=off")
+                raise ConfigError("--rand needs a value: NAME.FIELD=VALUE or NAME=off")
             items.append(argv[i + 1])
             i += 2
             continue
@@ -54,25 +58,37 @@ def pop_rand_options(argv: list[str]) -> tuple[list[str], list[str]]:
 
 def apply_rand_options(terms: Mapping[str, RandTerm | Mapping], items: list[str]) -> dict[str, RandTerm]:
     """Apply ``--rand`` options to a preset: ``NAME.FIELD=VALUE`` sets a field (tuples comma-separated:
-    ``range=0.5,2``), ``NAME=off`` drops a term, ``NAME.kind=...`` on a new name adds one; an unknown
-    field or term names the allowed ones."""
+    ``range=0.5,2``), ``NAME=off`` drops a term, ``NAME.kind=...`` on a new name adds one.
+
+    Raises:
+        ConfigError: a malformed option, an unknown field or term (the message names the allowed ones), or a
+            term the options leave invalid."""
+    try:
+        return _apply(terms, items)
+    except ConfigError:
+        raise
+    except ValueError as e:  # a term's own validation (coerce, RandTerm)
+        raise ConfigError(str(e)) from None
+
+
+def _apply(terms: Mapping[str, RandTerm | Mapping], items: list[str]) -> dict[str, RandTerm]:
     out = {name: coerce(name, t) for name, t in terms.items()}
     new: dict[str, dict[str, Any]] = {}
     kinds = {f.name: f.type for f in dataclasses.fields(RandTerm)}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep:
-            raise ValueError(f"--rand {item!r}: expected NAME.FIELD=VALUE or NAME=off")
+            raise ConfigError(f"--rand {item!r}: expected NAME.FIELD=VALUE or NAME=off")
         name, _, fname = key.partition(".")
         if not fname:
             if raw.lower() not in ("off", "none"):
-                raise ValueError(f"--rand {item!r}: expected NAME.FIELD=VALUE or NAME=off")
+                raise ConfigError(f"--rand {item!r}: expected NAME.FIELD=VALUE or NAME=off")
             if name not in out:
-                raise ValueError(f"--rand {item!r}: no term {name!r} to drop; terms: {list(out)}")
+                raise ConfigError(f"--rand {item!r}: no term {name!r} to drop; terms: {list(out)}")
             del out[name]
             continue
         if fname not in kinds:
-            raise ValueError(f"--rand {item!r}: RandTerm has no field {fname!r}; allowed: {list(kinds)}")
+            raise ConfigError(f"--rand {item!r}: RandTerm has no field {fname!r}; allowed: {list(kinds)}")
         tp = str(kinds[fname])
         value: Any
         if raw.lower() == "none":
@@ -81,7 +97,7 @@ def apply_rand_options(terms: Mapping[str, RandTerm | Mapping], items: list[str]
             try:
                 value = tuple((int if fname == "components" else float)(x) for x in raw.split(",") if x.strip())
             except ValueError:
-                raise ValueError(
+                raise ConfigError(
                     f"--rand {item!r}: {fname} takes comma-separated numbers, e.g. {fname}=0.5,2"
                 ) from None
         elif tp == "bool":
@@ -94,7 +110,7 @@ def apply_rand_options(terms: Mapping[str, RandTerm | Mapping], items: list[str]
             new.setdefault(name, {})[fname] = value
     for name, fields in new.items():
         if "kind" not in fields or "range" not in fields:
-            raise ValueError(f"--rand: new term {name!r} needs at least {name}.kind=... and {name}.range=LOW,HIGH; "
+            raise ConfigError(f"--rand: new term {name!r} needs at least {name}.kind=... and {name}.range=LOW,HIGH; "
                              f"existing terms: {list(out)}")  # fmt: skip
         out[name] = RandTerm(**fields)
     return out

@@ -47,10 +47,7 @@ def parse(argv: Sequence[str] | None = None) -> TrainCfg:
     """
     import tyro
 
-    try:
-        rand, argv = pop_rand_options(list(sys.argv[1:] if argv is None else argv))
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
+    rand, argv = pop_rand_options(list(sys.argv[1:] if argv is None else argv))
     pre = argparse.ArgumentParser(prog="worldloop train", add_help=False, allow_abbrev=False)
     pre.add_argument("--task", default=DEFAULT_TASK)
     pre.add_argument("--resume", default=None)
@@ -62,10 +59,7 @@ def parse(argv: Sequence[str] | None = None) -> TrainCfg:
     else:
         default = TrainCfg.from_task(known.task)
         if rand:
-            try:
-                terms = apply_rand_options(default.env.randomization, rand)
-            except ValueError as e:
-                raise ConfigError(str(e)) from None
+            terms = apply_rand_options(default.env.randomization, rand)
             default = dataclasses.replace(default, env=dataclasses.replace(default.env, randomization=terms))
     return tyro.cli(
         TrainCfg[type(default.env)],
