@@ -3,7 +3,8 @@
 - Checkpoints are written atomically (temp file + rename) with the names of
   :mod:`worldloop.policies.run_dir`: ``model_<it>.pt`` every
   ``save_interval`` iterations, ``last.pt`` at every save and ``best.pt`` when the success rate of
-  recently finished episodes is the best so far. They hold models, optimizer, iteration, RNG
+  recently finished episodes (or, with a checkpoint evaluation, of the deterministic policy on envs of
+  its own) is the best so far. They hold models, optimizer, iteration, RNG
   state and that best success (``best_success``, restored by :meth:`Runner.load`, so a resumed run
   keeps ``best.pt`` until it does better), and load with ``torch.load(weights_only=True)``.
 - ``torch.distributed`` on the CPU uses gloo (rsl-rl only knows NCCL on CUDA), so
@@ -137,6 +138,11 @@ class Runner(OnPolicyRunner):
         self._ppo_update = self.alg.update
         self.alg.update = self._update  # type: ignore[method-assign]
         self._next_it = 0
+        self.checkpoint_eval = None
+        """``() -> EvalResult`` run at every save (``TrainCfg.checkpoint_eval_episodes``): its success rate, not
+        the training statistics, then decides ``best.pt``."""
+        self.checkpoint_evals: dict[int, dict[str, float]] = {}
+        """``{iteration: {"success_rate", "mean_return", "episodes"}}``: this process's checkpoint evaluations."""
 
     # ---- critic warm-up ---------------------------------------------------------------------
     def learn(self, num_learning_iterations: int, init_at_random_ep_len: bool = False) -> None:
@@ -181,6 +187,8 @@ class Runner(OnPolicyRunner):
             state["env_rng_state"] = env.generator.get_state()
             state["randomizer_state"] = env.randomizer.state_dict()
         success = getattr(self.env, "last_stats", {}).get("success")
+        if self.checkpoint_eval is not None:
+            success = self._evaluate_checkpoint(Path(path).name)
         is_best = success is not None and success > self.best_success
         if is_best:
             self.best_success = float(success)
@@ -191,6 +199,23 @@ class Runner(OnPolicyRunner):
         atomic_save(state, path.with_name(run_dir.LAST))
         if is_best:
             atomic_save(state, path.with_name(run_dir.BEST))
+
+    def _evaluate_checkpoint(self, name: str) -> float:
+        """Run :attr:`checkpoint_eval` on the current actor, log it and return its success rate."""
+        it = self.current_learning_iteration
+        if it in self.checkpoint_evals:  # rsl-rl saves the last iteration twice when save_interval divides it
+            return self.checkpoint_evals[it]["success_rate"]
+        result = self.checkpoint_eval()
+        self.alg.train_mode()  # the inference policy switched the models to eval mode
+        self.checkpoint_evals[it] = {"success_rate": result.success_rate, "mean_return": result.mean_return,
+                                     "episodes": result.episodes}  # fmt: skip
+        if self.logger.writer is not None:
+            self.logger.writer.add_scalar("Eval/success", result.success_rate, it)
+            self.logger.writer.add_scalar("Eval/return", result.mean_return, it)
+        lo, hi = result.success_ci95
+        print(f"[worldloop] {name}: deterministic success {100 * result.success_rate:.1f}% "
+              f"({100 * lo:.1f}-{100 * hi:.1f}%) over {result.episodes} held-out episodes", flush=True)  # fmt: skip
+        return result.success_rate
 
     def load(self, path: str, load_cfg: dict | None = None, strict: bool = True, map_location: str | None = None):
         data = load_checkpoint(path, map_location or self.device)

@@ -71,6 +71,11 @@ class TrainCfg(Generic[TaskCfgT]):
     """Suffix of the run folder name."""
     eval_episodes: int = 1000
     """Episodes of the final deterministic policy used to report success (0 skips)."""
+    checkpoint_eval_episodes: int = 0
+    """Episodes of the deterministic policy run at every checkpoint on envs of their own (another seed, from a
+    reset), logged as ``Eval/success`` and ``Eval/return``; ``best.pt`` is then the checkpoint with the best of
+    these instead of the best training success, which can rise while PPO fits the episodes in progress rather
+    than improving the policy (BENCHMARKS.md, "Why the training statistics rise"). 0: off."""
     resume: str | None = None
     """Run directory to continue from its last checkpoint, with its saved config; only the budget may change."""
     agent: PPOCfg = field(default_factory=PPOCfg)
@@ -109,18 +114,23 @@ class TrainCfg(Generic[TaskCfgT]):
         return dataclasses.replace(run_dir.read_config(run), resume=str(run), **overrides)
 
 
+EVAL_SEED_OFFSET = 1_000_003
+"""The checkpoint-evaluation envs are seeded ``seed + EVAL_SEED_OFFSET``: episodes other than training's."""
+
+
 def check_train_cfg(cfg: TrainCfg) -> TrainCfg:
     """Refuse run settings that cannot train, naming the option, before any env or run directory exists.
 
     Raises:
-        ValueError: ``num_envs``, ``max_iterations`` or ``save_interval`` below 1, ``eval_episodes``
-            below 0, or a task config field out of range (:func:`~worldloop.envs.batched_env.check_cfg`).
+        ValueError: ``num_envs``, ``max_iterations`` or ``save_interval`` below 1, ``eval_episodes`` or
+            ``checkpoint_eval_episodes`` below 0, or a task config field out of range
+            (:func:`~worldloop.envs.batched_env.check_cfg`).
         TypeError: a task config field of the wrong type.
     """
     from worldloop.envs.batched_env import check_cfg
 
     checks = (("num_envs", 1), ("max_iterations", 1), ("save_interval", 1), ("eval_episodes", 0),
-              ("agent.critic_warmup_iterations", 0))  # fmt: skip
+              ("checkpoint_eval_episodes", 0), ("agent.critic_warmup_iterations", 0))  # fmt: skip
     for name, low in checks:
         value = cfg
         for part in name.split("."):
@@ -195,6 +205,12 @@ def train(cfg: TrainCfg) -> dict:
             )
     if cfg.init:
         freeze_normalizer(runner.alg.actor)
+    eval_env = None
+    if cfg.checkpoint_eval_episodes > 0 and rank == 0:
+        n = cfg.checkpoint_eval_episodes
+        eval_env = make(cfg.task, num_envs=min(n, 1024), backend=cfg.backend, device=cfg.device,
+                        seed=seed + EVAL_SEED_OFFSET, cfg=cfg.env)  # fmt: skip
+        runner.checkpoint_eval = lambda: evaluate(eval_env, inference_policy(runner, eval_env.num_envs), n)
     remaining = cfg.max_iterations - runner.current_learning_iteration
     if rank == 0:
         print(
@@ -234,8 +250,14 @@ def train(cfg: TrainCfg) -> dict:
             f"trained {env_steps:,} env steps in {train_s / 60:.1f} min",
             flush=True,
         )
+    if runner.checkpoint_evals:
+        summary["checkpoint_evals"] = runner.checkpoint_evals
+        best_it = max(runner.checkpoint_evals, key=lambda k: runner.checkpoint_evals[k]["success_rate"])
+        summary["best_checkpoint"] = {"iteration": best_it, **runner.checkpoint_evals[best_it]}
     run_dir.write_eval(path, summary)
     env.close()
+    if eval_env is not None:
+        eval_env.close()
     return summary
 
 

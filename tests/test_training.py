@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -351,6 +352,46 @@ def test_the_progress_line_counts_physics_resets(tmp_path, monkeypatch, capsys):
     train(cfg)
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("it ")]
     assert len(lines) == 2 and all("resets    8" in ln for ln in lines), lines
+
+
+def test_checkpoint_evaluation_logs_each_checkpoint_and_picks_best_by_it(tmp_path, monkeypatch):
+    """With --checkpoint-eval-episodes every checkpoint's deterministic policy runs on envs of its own: the
+    results go to tensorboard and eval.json, and best.pt is the checkpoint with the best of them, not the one
+    with the best training success (made to rise at every iteration here)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from worldloop.envs.batched_env import BatchedEnv
+    from worldloop.policies.train import TrainCfg, train
+
+    pop = BatchedEnv.pop_episode_stats
+    calls = {}
+
+    def rising(self):  # the training env's success: 0.1, 0.2, ... per log line; the eval envs' untouched
+        stats = pop(self)
+        calls[id(self)] = calls.get(id(self), 0) + 1
+        return {**stats, "success": 0.1 * calls[id(self)]}
+
+    monkeypatch.setattr(BatchedEnv, "pop_episode_stats", rising)
+
+    cfg = TrainCfg.from_task("Franka-Reach-v0", num_envs=64, max_iterations=4, eval_episodes=0, save_interval=1,
+                             checkpoint_eval_episodes=32, log_root=str(tmp_path))  # fmt: skip
+    cfg.agent.num_steps_per_env = 8
+    summary = train(cfg)
+    run = Path(summary["run_dir"])
+    evals = summary["checkpoint_evals"]
+    assert sorted(evals) == [0, 1, 2, 3] and all(e["episodes"] == 32 for e in evals.values())
+    acc = EventAccumulator(str(run))
+    acc.Reload()
+    logged = {e.step: e.value for e in acc.Scalars("Eval/success")}
+    assert logged == pytest.approx({k: e["success_rate"] for k, e in evals.items()})
+    assert all(math.isfinite(e.value) for e in acc.Scalars("Eval/return"))
+    best = load_checkpoint(run / "best.pt")
+    top = max(e["success_rate"] for e in evals.values())
+    first_top = min(k for k, e in evals.items() if e["success_rate"] == top)
+    assert best["iter"] == first_top and best["best_success"] == pytest.approx(top)
+    assert summary["best_checkpoint"]["iteration"] == first_top
+    on_disk = json.loads((run / "eval.json").read_text())
+    assert on_disk["best_checkpoint"]["success_rate"] == pytest.approx(top)
 
 
 def test_init_from_a_run_with_another_actor_names_the_differing_setting(tmp_path):

@@ -22,7 +22,7 @@ worldloop collect --task $task --policy expert --episodes 50 --out "$data/heldou
 
 # 1. the world model; 2. behaviour cloning with the world-model loss on; 3. PPO from the cloned model.
 worldloop pretrain --data "$data/random" "$data/expert" --steps 3000 --seed "$seed" --log-root "$runs"
-worldloop finetune --data "$data/expert" "$data/dart" --init "$(newest pretrain)" --steps 3000 --seed "$seed" \
+worldloop finetune --data "$data/expert" "$data/dart" --init "$(newest pretrain)" --steps 10000 --seed "$seed" \
     --log-root "$runs"
 worldloop model-eval --run "$(newest finetune)" --data "$data/heldout"
 worldloop train --task $task --policy world-action --init "$(newest finetune)" --seed "$seed" \
