@@ -20,11 +20,13 @@ worldloop collect --task $task --policy expert --episodes 400 --out "$data/dart"
     --action-noise 0.1
 worldloop collect --task $task --policy expert --episodes 50 --out "$data/heldout" --seed $((100 * seed + 3))
 
-# 1. the world model; 2. behaviour cloning with the world-model loss on; 3. PPO from the cloned model.
+# 1. the world model; 2. behaviour cloning with the world-model loss on; 3. PPO from the cloned model, every
+# checkpoint's deterministic policy evaluated (best.pt is the best of them); then best.pt over 1,000 episodes.
 worldloop pretrain --data "$data/random" "$data/expert" --steps 3000 --seed "$seed" --log-root "$runs"
 worldloop finetune --data "$data/expert" "$data/dart" --init "$(newest pretrain)" --steps 10000 --seed "$seed" \
     --log-root "$runs"
 worldloop model-eval --run "$(newest finetune)" --data "$data/heldout"
 worldloop train --task $task --policy world-action --init "$(newest finetune)" --seed "$seed" \
     --agent.critic-warmup-iterations 30 --agent.init-noise-std 0.1 --agent.learning-rate 1e-4 \
-    --max-iterations 150 --log-root "$runs" --run-name recipe
+    --max-iterations 50 --save-interval 5 --checkpoint-eval-episodes 256 --log-root "$runs" --run-name recipe
+worldloop play --run "$(newest recipe)" --checkpoint best --episodes 1000
