@@ -6,10 +6,6 @@
   threads and MuJoCo's physics threads of two workers on two cores would otherwise wait on each other
   (BENCHMARKS.md, "Sharing the cores": a 2-thread op beside a busy process ran 4-5x slower). Set here,
   before torch is imported, so subprocess CLIs inherit it too; a value set by the caller is kept.
-- The longest test files are collected first (:data:`LONGEST_FIRST`). ``--dist loadfile`` hands files to
-  the workers in collection order, one file at a time; in alphabetical order the longest ones came last,
-  and one worker ran the last of them alone while the other idled (BENCHMARKS.md, the sixth session's test
-  suite lines). Longest first, the short files fill in behind them.
 """
 
 import os
@@ -23,20 +19,3 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     _threads = str(max(1, _cores // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
     os.environ.setdefault("OMP_NUM_THREADS", _threads)
     os.environ.setdefault("WORLDLOOP_NUM_THREADS", _threads)
-
-
-LONGEST_FIRST = (
-    "test_tasks.py",  # the newton expert episodes, 21-30 s each
-    "test_training.py",  # the SIGKILL runs
-    "test_sim2real_report.py",  # system identification, ~130 s alone
-    "test_cli.py",
-    "test_data.py",
-    "test_world_action.py",
-)
-"""Test files in decreasing order of their measured duration (``pytest --durations``), collected first."""
-
-
-def pytest_collection_modifyitems(session, config, items) -> None:
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    # sort is stable: the order inside a file, and of the other files, stays as collected
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
