@@ -151,9 +151,6 @@ def train(cfg: TrainCfg) -> dict:
         ConfigError: ``cfg.resume`` with settings other than ``max_iterations`` changed from the saved run's.
         ValueError: settings that cannot train (:func:`check_train_cfg`).
     """
-    from worldloop.policies.rsl_rl_adapter import RslRlVecEnv
-    from worldloop.policies.runner import Runner
-
     check_train_cfg(cfg)
 
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
@@ -186,8 +183,7 @@ def train(cfg: TrainCfg) -> dict:
         # A new budget is part of the run from now on: a later plain --resume continues towards it.
         run_dir.write_config(path, dataclasses.replace(cfg, resume=on_disk.resume), backend=env.backend_name)
 
-    vec = RslRlVecEnv(env, log_interval=cfg.agent.num_steps_per_env, reward_scale=cfg.agent.reward_scale)
-    runner = Runner(vec, rsl_rl_cfg(cfg, device), log_dir=str(path) if rank == 0 else None, device=device)
+    runner = make_runner(cfg, env, log_dir=str(path) if rank == 0 else None)
     if cfg.init and not cfg.resume:
         init_actor(runner, cfg.init, cfg)
     if cfg.resume:
@@ -280,9 +276,6 @@ def load_run(
     ``env``: an env built elsewhere to load the policy for instead (another task with the run's
     observation and action sizes, e.g. its Isaac Lab counterpart; ``num_envs`` .. ``randomization``
     are then unused). Returns ``(env, runner)``."""
-    from worldloop.policies.rsl_rl_adapter import RslRlVecEnv
-    from worldloop.policies.runner import Runner
-
     cfg = run_dir.read_config(run)
     ckpt = run_dir.find_checkpoint(run, checkpoint)
     if env is None:
@@ -295,10 +288,19 @@ def load_run(
             seed=seed,
             cfg=env_cfg,
         )
-    vec = RslRlVecEnv(env, log_interval=cfg.agent.num_steps_per_env, reward_scale=cfg.agent.reward_scale)
-    runner = Runner(vec, rsl_rl_cfg(cfg, str(env.device)), log_dir=None, device=str(env.device))
+    runner = make_runner(cfg, env)
     runner.load(str(ckpt))
     return env, runner
+
+
+def make_runner(cfg: TrainCfg, env: BatchedEnv, log_dir: str | None = None) -> Runner:
+    """The run's rsl-rl runner (:class:`~worldloop.policies.runner.Runner`) over ``env``, which it steps through
+    :class:`~worldloop.policies.rsl_rl_adapter.RslRlVecEnv`; ``log_dir`` ``None`` writes no files."""
+    from worldloop.policies.rsl_rl_adapter import RslRlVecEnv
+    from worldloop.policies.runner import Runner
+
+    vec = RslRlVecEnv(env, log_interval=cfg.agent.num_steps_per_env, reward_scale=cfg.agent.reward_scale)
+    return Runner(vec, rsl_rl_cfg(cfg, str(env.device)), log_dir=log_dir, device=str(env.device))
 
 
 def rsl_rl_cfg(cfg: TrainCfg, device: str = "cpu") -> dict:

@@ -65,9 +65,7 @@ def apply_rand_options(terms: Mapping[str, RandTerm | Mapping], items: list[str]
             term the options leave invalid."""
     try:
         return _apply(terms, items)
-    except ConfigError:
-        raise
-    except ValueError as e:  # a term's own validation (coerce, RandTerm)
+    except ValueError as e:  # the checks below and a term's own validation (coerce, RandTerm)
         raise ConfigError(str(e)) from None
 
 
@@ -78,17 +76,17 @@ def _apply(terms: Mapping[str, RandTerm | Mapping], items: list[str]) -> dict[st
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep:
-            raise ConfigError(f"--rand {item!r}: expected NAME.FIELD=VALUE or NAME=off")
+            raise ValueError(f"--rand {item!r}: expected NAME.FIELD=VALUE or NAME=off")
         name, _, fname = key.partition(".")
         if not fname:
             if raw.lower() not in ("off", "none"):
-                raise ConfigError(f"--rand {item!r}: expected NAME.FIELD=VALUE or NAME=off")
+                raise ValueError(f"--rand {item!r}: expected NAME.FIELD=VALUE or NAME=off")
             if name not in out:
-                raise ConfigError(f"--rand {item!r}: no term {name!r} to drop; terms: {list(out)}")
+                raise ValueError(f"--rand {item!r}: no term {name!r} to drop; terms: {list(out)}")
             del out[name]
             continue
         if fname not in kinds:
-            raise ConfigError(f"--rand {item!r}: RandTerm has no field {fname!r}; allowed: {list(kinds)}")
+            raise ValueError(f"--rand {item!r}: RandTerm has no field {fname!r}; allowed: {list(kinds)}")
         tp = str(kinds[fname])
         value: Any
         if raw.lower() == "none":
@@ -97,7 +95,7 @@ def _apply(terms: Mapping[str, RandTerm | Mapping], items: list[str]) -> dict[st
             try:
                 value = tuple((int if fname == "components" else float)(x) for x in raw.split(",") if x.strip())
             except ValueError:
-                raise ConfigError(
+                raise ValueError(
                     f"--rand {item!r}: {fname} takes comma-separated numbers, e.g. {fname}=0.5,2"
                 ) from None
         elif tp == "bool":
@@ -110,7 +108,7 @@ def _apply(terms: Mapping[str, RandTerm | Mapping], items: list[str]) -> dict[st
             new.setdefault(name, {})[fname] = value
     for name, fields in new.items():
         if "kind" not in fields or "range" not in fields:
-            raise ConfigError(f"--rand: new term {name!r} needs at least {name}.kind=... and {name}.range=LOW,HIGH; "
+            raise ValueError(f"--rand: new term {name!r} needs at least {name}.kind=... and {name}.range=LOW,HIGH; "
                              f"existing terms: {list(out)}")  # fmt: skip
         out[name] = RandTerm(**fields)
     return out

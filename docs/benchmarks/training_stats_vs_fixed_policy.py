@@ -21,9 +21,8 @@ import torch
 
 from worldloop import make
 from worldloop.policies import run_dir
-from worldloop.policies.rsl_rl_adapter import RslRlVecEnv
 from worldloop.policies.runner import Runner
-from worldloop.policies.train import freeze_normalizer, init_actor, load_run, rsl_rl_cfg
+from worldloop.policies.train import freeze_normalizer, init_actor, load_run, make_runner
 
 
 def record(runner: Runner, frozen: list[bool]) -> list[tuple[bool, float | None, float]]:
@@ -49,8 +48,7 @@ def live(run: str, n: int, f: int) -> None:
     cfg = dataclasses.replace(run_dir.read_config(run), resume=None, max_iterations=n)
     torch.manual_seed(cfg.seed)
     env = make(cfg.task, num_envs=cfg.num_envs, backend=cfg.backend, device=cfg.device, seed=cfg.seed, cfg=cfg.env)
-    vec = RslRlVecEnv(env, log_interval=cfg.agent.num_steps_per_env, reward_scale=cfg.agent.reward_scale)
-    runner = Runner(vec, rsl_rl_cfg(cfg, str(env.device)), log_dir=None, device=str(env.device))
+    runner = make_runner(cfg, env)
     if cfg.init:
         init_actor(runner, cfg.init, cfg)
         freeze_normalizer(runner.alg.actor)
