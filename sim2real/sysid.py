@@ -219,7 +219,9 @@ class _Population:
         return replay_logs(env, self.logs[key], torch.arange(env.num_envs) % E)
 
     def losses(self, values: list[dict[str, float]]) -> np.ndarray:
-        """``(len(values),)`` loss of each candidate ``{param: value}`` (at most ``size`` of them)."""
+        """``(len(values),)`` loss of each candidate ``{param: value}``, ``size`` of them per replay."""
+        if len(values) > self.size:
+            return np.concatenate([self.losses(values[i : i + self.size]) for i in range(0, len(values), self.size)])
         C = len(values)
         total = np.zeros(C)
         for key, lg in self.logs.items():
@@ -296,34 +298,34 @@ def identify(
         held = {**{k: h.factor for k, h in static.items()}, **{k: 1.0 for k in unfitted}}
         cont = [k for k in cont if k not in held]
         nominal = {k: 1.0 for k in cont}
+        # One replay batch: each latency with the other factors at their start (1, the held masses fixed),
+        # and the nominal model (every factor 1, no latency) where that is not one of them.
+        start = [{**nominal, **held, latency[0]: float(v)} for v in lat_values] if latency else [{**nominal, **held}]
+        nominal_model = {**nominal, **{k: 1.0 for k in held}, **{k: 0.0 for k in latency}}
+        start_losses = pop.losses(start + ([] if nominal_model in start else [nominal_model])).tolist()
+        loss_nominal = start_losses[start.index(nominal_model) if nominal_model in start else -1]
         lat_losses: dict[int, float] = {}
         lat = None
         if latency:
-            cands = [{**nominal, **held, latency[0]: float(v)} for v in lat_values]
-            lat_losses = dict(zip(lat_values, pop.losses(cands).tolist(), strict=True))
+            lat_losses = dict(zip(lat_values, start_losses[: len(lat_values)], strict=True))
             lat = min(lat_losses, key=lat_losses.get)
             say(f"latency: losses {', '.join(f'{k}: {v:.3g}' for k, v in lat_losses.items())} -> {lat} step(s)")
         fixed = {**held, latency[0]: float(lat)} if latency else dict(held)
-        if latency and 0 in lat_losses and not held:
-            loss_nominal = lat_losses[0]
-        else:  # the nominal model: every factor 1, no latency
-            loss_nominal = float(pop.losses([{**nominal, **{k: 1.0 for k in held}, **{k: 0.0 for k in latency}}])[0])
-        best_x, best, history = np.zeros(len(cont)), float(pop.losses([{**nominal, **fixed}])[0]), []
+        best_x, best, history = np.zeros(len(cont)), lat_losses[lat] if latency else start_losses[0], []
         close = [v for v in lat_values if lat_losses[v] <= LATENCY_TIE * lat_losses[lat]]
         if cont and len(close) > 1:  # near-tied latencies: a short fit of each decides
             short = dataclasses.replace(cfg, generations=max(2, cfg.generations // 4))
             trials = {}
             for v in close:
                 say(f"latency {v}: a short fit ({short.generations} generations)")
-                trials[v] = _cma(
-                    pop, cont, params, {**held, latency[0]: float(v)}, short, size, say, label=f"latency {v} trial"
-                )
+                trials[v] = _cma(pop, cont, params, {**held, latency[0]: float(v)}, short, size, say,
+                                 x0=best_x, f0=lat_losses[v], label=f"latency {v} trial")  # fmt: skip
             lat = min(trials, key=lambda v: trials[v][1])
             fixed = {**held, latency[0]: float(lat)}
             best_x, best, history = trials[lat]
             say(f"latency: {lat} step(s) fits best; the fit continues from its trial")
         if cont:
-            best_x, best, h = _cma(pop, cont, params, fixed, cfg, size, say, x0=best_x)
+            best_x, best, h = _cma(pop, cont, params, fixed, cfg, size, say, x0=best_x, f0=best)
             history += h
         values = {**{k: float(math.exp(x)) for k, x in zip(cont, best_x, strict=True)}, **held}
         if latency:  # check the latency again at the fit
@@ -333,15 +335,15 @@ def identify(
             if lat2 != lat:
                 say(f"latency at the fit: {lat2} step(s) (was {lat}); fitting again")
                 fixed = {**held, latency[0]: float(lat2)}
-                best_x, best, h2 = _cma(pop, cont, params, fixed, cfg, size, say, x0=best_x)
+                best_x, best, h2 = _cma(pop, cont, params, fixed, cfg, size, say, x0=best_x, f0=again[lat2])
                 history += h2
                 values = {**{k: float(math.exp(x)) for k, x in zip(cont, best_x, strict=True)}, **held}
             values[latency[0]] = fixed[latency[0]]
         std = _gauss_newton_std(pop, cont, best_x, fixed, cfg.fd_step) if cont else {}
-        sensitivity = {}
-        for k in cont:  # the loss with one factor moved to x0.7 and x1.4 of its fit
-            moved = [{**values, **fixed, k: values[k] * f} for f in SENSITIVITY_FACTORS]
-            sensitivity[k] = [float(v) / max(best, 1e-12) - 1.0 for v in pop.losses(moved)]
+        # the loss with one factor moved to x0.7 and x1.4 of its fit, every factor in one replay batch
+        moved = [{**values, **fixed, k: values[k] * f} for k in cont for f in SENSITIVITY_FACTORS]
+        moved_losses = pop.losses(moved).reshape(len(cont), len(SENSITIVITY_FACTORS)) if cont else None
+        sensitivity = {k: [float(v) / max(best, 1e-12) - 1.0 for v in moved_losses[i]] for i, k in enumerate(cont)}
         if latency:
             std[latency[0]] = 0.0
         std.update({k: h.factor_std for k, h in static.items()})
@@ -393,7 +395,9 @@ def _static_masses(pop: _Population, params: dict[str, RandTerm], say) -> dict[s
     return out
 
 
-def _cma(pop, cont, params, fixed, cfg, size, say, x0=None, label="fit"):
+def _cma(pop, cont, params, fixed, cfg, size, say, x0=None, f0=None, label="fit"):
+    """CMA-ES over the log factors of ``cont`` from ``x0`` (default 0: every factor 1), whose loss ``f0``
+    is evaluated here unless given; returns ``(best x, best loss, best loss per generation)``."""
     import cma
 
     lo = [math.log(params[k].range[0]) for k in cont]
@@ -403,7 +407,9 @@ def _cma(pop, cont, params, fixed, cfg, size, say, x0=None, label="fit"):
         x0, cfg.sigma0, {"bounds": [lo, hi], "popsize": size, "seed": cfg.seed + 1, "verbose": -9, "tolfun": cfg.tolfun}
     )
     history = []
-    best_x, best = x0, float(pop.losses([{**{k: math.exp(x) for k, x in zip(cont, x0, strict=True)}, **fixed}])[0])
+    if f0 is None:
+        f0 = float(pop.losses([{**{k: math.exp(x) for k, x in zip(cont, x0, strict=True)}, **fixed}])[0])
+    best_x, best = x0, f0
     for g in range(cfg.generations):
         xs = es.ask()
         cands = [{**{k: math.exp(x) for k, x in zip(cont, xv, strict=True)}, **fixed} for xv in xs]

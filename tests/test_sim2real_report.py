@@ -144,7 +144,7 @@ def test_system_identification_recovers_the_hidden_changes(reality, tmp_path):
     friction probes with that mass."""
     path, truth = reality
     holds = tmp_path / "lift_hold"
-    collect_reality("Franka-Lift-v0", holds, episodes=8, seed=1, policy="hold")
+    collect_reality("Franka-Lift-v0", holds, episodes=4, seed=1, policy="hold")
     logs = {PUSH: read_logs(path, make(PUSH, num_envs=1))}
     logs["Franka-Lift-v0"] = read_logs(holds, make("Franka-Lift-v0", num_envs=1))
     params = {k: FRANKA_PARAMS[k] for k in ("object_mass", "object_friction", "arm_kp", "latency")}

@@ -138,7 +138,9 @@ def test_play_reports_success_and_writes_a_watchable_video(tiny_run):
 
 @pytest.mark.slow
 def test_sigkilled_run_resumes_and_reaches_the_same_success(tmp_path):
-    """Kill -9 mid-run, resume, and compare with an uninterrupted run of the same config."""
+    """Kill -9 mid-run and resume: at most one checkpoint interval is lost, and the resumed run ends at the
+    success an uninterrupted run reaches (Cartpole's default config is at 100% training success from
+    iteration ~55 of 80)."""
     args = [
         "train",
         "--task",
@@ -152,9 +154,6 @@ def test_sigkilled_run_resumes_and_reaches_the_same_success(tmp_path):
         "--log-root",
         str(tmp_path),
     ]
-    ref = _cli(*args, "--run-name", "ref", cwd=tmp_path)
-    ref_eval = json.loads(next((tmp_path / "Cartpole-v0").glob("*_ref/eval.json")).read_text())
-
     proc = subprocess.Popen(
         [*CLI, *args, "--run-name", "killed"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -165,14 +164,13 @@ def test_sigkilled_run_resumes_and_reaches_the_same_success(tmp_path):
             proc.send_signal(signal.SIGKILL)
             break
     proc.wait(timeout=60)
-    assert killed_at is not None and proc.returncode == -signal.SIGKILL, ref.stdout[-2000:]
+    assert killed_at is not None and proc.returncode == -signal.SIGKILL
     run_dir = next((tmp_path / "Cartpole-v0").glob("*_killed"))
     r = _cli("train", "--resume", str(run_dir), cwd=tmp_path)
     resumed_from = int(r.stdout.split("at iteration ")[1].split()[0])
     assert killed_at - 10 <= resumed_from <= killed_at  # at most one checkpoint interval lost
     resumed = json.loads((run_dir / "eval.json").read_text())
-    assert ref_eval["success_rate"] >= 0.9, ref_eval
-    assert resumed["success_rate"] >= ref_eval["success_rate"] - 0.1, (resumed, ref_eval)
+    assert resumed["success_rate"] >= 0.9, resumed
     assert (run_dir / "model_79.pt").is_file()
 
 
