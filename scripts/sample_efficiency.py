@@ -124,9 +124,15 @@ def run(cfg: SampleEfficiencyCfg) -> dict:
     return result
 
 
+def _policies(runs: list[dict]) -> list[str]:
+    """The arms in ``runs``, in their first-run order: a comparison continued with fewer ``--policies``
+    keeps the arms it ran before."""
+    return list(dict.fromkeys(r["policy"] for r in runs))
+
+
 def _summary(runs: list[dict], cfg: SampleEfficiencyCfg) -> dict:
     s: dict = {}
-    for policy in cfg.policies:
+    for policy in _policies(runs):
         rs = [r for r in runs if r["policy"] == policy]
         reached = [r["steps_to_threshold"] for r in rs if r["steps_to_threshold"] is not None]
         finals = [r["final_success"] for r in rs if r["final_success"] is not None]
@@ -151,7 +157,7 @@ def _plot(result: dict, path: Path, cfg: SampleEfficiencyCfg) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    colors = {p: f"C{i}" for i, p in enumerate(cfg.policies)}
+    colors = {p: f"C{i}" for i, p in enumerate(_policies(result["runs"]))}
     for r in result["runs"]:
         xs = [(it + 1) * r["env_steps_per_iteration"] / 1e6 for it, _ in r["curve"]]
         ax.plot(xs, [v for _, v in r["curve"]], color=colors[r["policy"]], alpha=0.8, lw=1,
