@@ -71,7 +71,23 @@ def build_cfg(cfg_cls: type[TaskCfg], overrides: dict) -> TaskCfg:
     unknown = sorted(set(overrides) - names)
     if unknown:
         raise TypeError(f"{cfg_cls.__name__} has no field(s) {unknown}; allowed: {sorted(names)}")
+    if isinstance(overrides.get("weights"), dict):
+        overrides = {**overrides, "weights": merge_weights(cfg_cls().weights, overrides["weights"], cfg_cls.__name__)}
     return cfg_cls(**overrides)  # BatchedEnv checks the values (check_cfg)
+
+
+def merge_weights(defaults: dict[str, float], given: dict[str, float], where: str) -> dict[str, float]:
+    """Reward weights ``given`` over a task's ``defaults``: the terms not given keep their weight (set one
+    to 0 to drop it), as ``--env.weights.NAME`` does on the command line.
+
+    Raises:
+        ValueError: a name that is no reward term of the task (the message lists them); only checked
+            where the task lists its terms' weights (every registered task does).
+    """
+    unknown = sorted(set(given) - set(defaults))
+    if defaults and unknown:
+        raise ValueError(f"{where}: weights name no reward term {unknown}; the terms: {sorted(defaults)}")
+    return {**defaults, **given}
 
 
 def _type_ok(value: Any, tp: Any) -> bool:
@@ -525,6 +541,11 @@ class BatchedEnv:
     def _start_terms(self, names: tuple[str, ...]) -> None:
         """A new set of reward terms (the first step, or a task that changed its terms): their weights
         ``(len(names),)`` (0 for a term without one), episode sums from zero, and the stats restart."""
+        unknown = sorted(set(self.cfg.weights) - set(names))
+        if unknown:
+            raise ValueError(
+                f"{self.task_id}: cfg.weights name no reward term {unknown}; the task's terms: {list(names)}"
+            )
         self._ep_names = names
         self._weights = torch.tensor([self.cfg.weights.get(k, 0.0) for k in names], device=self.device)
         self._ep_terms = torch.zeros(len(names), self.num_envs, device=self.device)

@@ -79,7 +79,8 @@ def read_config(run_dir: str | Path) -> TrainCfg:
     Raises:
         FileNotFoundError: no ``config.json`` (not a run directory).
         KeyError: the saved task id is not registered.
-        ConfigError: a saved field the code does not know (the message names the file and the fields).
+        ConfigError: a saved field the code does not know (the message names the file and the fields), or a
+            file that is not valid JSON.
     """
     from worldloop.policies.ppo import PPOCfg
     from worldloop.policies.train import TrainCfg
@@ -88,7 +89,7 @@ def read_config(run_dir: str | Path) -> TrainCfg:
     path = Path(run_dir) / CONFIG
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: is {run_dir} a worldloop run directory?")
-    saved = json.loads(path.read_text())
+    saved = _load_json(path)
     train = dict(saved["train"])
     # Runs saved before the agent had its own section kept it inside "train".
     agent = saved.get("agent", train.pop("agent", {}))
@@ -108,7 +109,18 @@ def read_backend(run_dir: str | Path) -> str:
     path = Path(run_dir) / CONFIG
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: is {run_dir} a worldloop run directory?")
-    return json.loads(path.read_text())["backend"]
+    return _load_json(path)["backend"]
+
+
+def _load_json(path: Path) -> dict:
+    """A run's JSON file; a truncated or edited file raises ConfigError naming it."""
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path} is not valid JSON ({e}): the file is corrupt or was cut short") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} holds a {type(data).__name__}, not a run's JSON object")
+    return data
 
 
 def write_eval(run_dir: str | Path, summary: Mapping[str, Any]) -> Path:

@@ -63,7 +63,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # pickle, zip and tensor errors all mean the same thing to the user
-        raise CheckpointError(f"{path} is not a readable checkpoint (corrupt or not saved by torch): {e}") from None
+        # torch's weights-only message suggests weights_only=False and filing an issue, wrong advice for a bad
+        # file: keep its unpickler's own line.
+        lines = [x.strip() for x in str(e).splitlines() if x.strip()] or [type(e).__name__]
+        at = next((i for i, x in enumerate(lines) if x.endswith("Unpickler error:")), None)
+        reason = lines[at + 1] if at is not None and at + 1 < len(lines) else lines[0]
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint (corrupt, cut short, or not saved by torch): {reason}"
+        ) from None
     if not isinstance(data, dict) or not all(k in data for k in CHECKPOINT_KEYS):
         missing = [k for k in CHECKPOINT_KEYS if not isinstance(data, dict) or k not in data]
         raise CheckpointError(f"{path} is not a worldloop/rsl-rl checkpoint: missing {missing}")
@@ -280,10 +287,12 @@ class Runner(OnPolicyRunner):
         # diverging shows it here, not only in tensorboard.
         resets = int(stats.get("physics_resets", 0))
         ret_s = "    -   " if ret is None else f"{ret:8.2f}"
-        success_s = "  -  " if success is None else f"{100 * success:5.1f}"
+        success_s = "    -  " if success is None else f"{100 * success:5.1f}% "
+        # The run's env steps to here, a resumed run's earlier iterations included (the batch cannot change).
+        steps = (it + 1) * self.cfg["num_steps_per_env"] * self.env.num_envs * lg.gpu_world_size
         line = (
-            f"it {it + 1:>5}/{total_it}  steps {lg.tot_timesteps:>11,}  {steps_per_s:>8,.0f} steps/s  "
-            f"return {ret_s}  success {success_s}%  "
+            f"it {it + 1:>5}/{total_it}  steps {steps:>11,}  {steps_per_s:>8,.0f} steps/s  "
+            f"return {ret_s}  success {success_s} "
             f"resets {resets:>4}  "
             f"collect {collect_time:5.2f}s learn {learn_time:5.2f}s  ETA {int(eta) // 60:d}:{int(eta) % 60:02d}"
         )

@@ -123,7 +123,8 @@ def check_train_cfg(cfg: TrainCfg) -> TrainCfg:
 
     Raises:
         ValueError: ``num_envs``, ``max_iterations`` or ``save_interval`` below 1, ``eval_episodes`` or
-            ``checkpoint_eval_episodes`` below 0, or a task config field out of range
+            ``checkpoint_eval_episodes`` below 0, a PPO setting out of its range (a learning rate, noise
+            std, clip or KL target <= 0, ``gamma`` outside (0, 1], ...), or a task config field out of range
             (:func:`~worldloop.envs.batched_env.check_cfg`).
         TypeError: a task config field of the wrong type.
     """
@@ -138,6 +139,28 @@ def check_train_cfg(cfg: TrainCfg) -> TrainCfg:
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             option = "--" + name.replace("_", "-")
             raise ValueError(f"TrainCfg.{name} ({option}) must be an integer >= {low}, got {value!r}")
+    a = cfg.agent
+    for name, ok, what in (
+        ("learning_rate", a.learning_rate > 0, "> 0"),
+        ("critic_warmup_learning_rate", a.critic_warmup_learning_rate > 0, "> 0"),
+        ("init_noise_std", a.init_noise_std > 0, "> 0"),
+        ("desired_kl", a.desired_kl > 0, "> 0"),
+        ("clip_param", a.clip_param > 0, "> 0"),
+        ("max_grad_norm", a.max_grad_norm > 0, "> 0"),
+        ("reward_scale", a.reward_scale > 0, "> 0"),
+        ("gamma", 0 < a.gamma <= 1, "in (0, 1]"),
+        ("lam", 0 <= a.lam <= 1, "in [0, 1]"),
+        ("entropy_coef", a.entropy_coef >= 0, ">= 0"),
+        ("value_loss_coef", a.value_loss_coef >= 0, ">= 0"),
+        ("num_learning_epochs", a.num_learning_epochs >= 1, ">= 1"),
+        ("num_mini_batches", a.num_mini_batches >= 1, ">= 1"),
+        ("num_steps_per_env", a.num_steps_per_env >= 1, ">= 1"),
+        ("actor_hidden_dims", all(d >= 1 for d in a.actor_hidden_dims), "widths >= 1"),
+        ("critic_hidden_dims", all(d >= 1 for d in a.critic_hidden_dims), "widths >= 1"),
+    ):
+        if not ok:  # NaN fails every comparison, so it is refused too
+            option = "--agent." + name.replace("_", "-")
+            raise ValueError(f"TrainCfg.agent.{name} ({option}) must be {what}, got {getattr(a, name)!r}")
     check_cfg(cfg.env)
     return cfg
 

@@ -98,6 +98,8 @@ def _apply(terms: Mapping[str, RandTerm | Mapping], items: list[str]) -> dict[st
                 raise ValueError(
                     f"--rand {item!r}: {fname} takes comma-separated numbers, e.g. {fname}=0.5,2"
                 ) from None
+            if fname in ("range", "max_range", "interval_s") and len(value) != 2:
+                raise ValueError(f"--rand {item!r}: {fname} takes two numbers LOW,HIGH, e.g. {fname}=0.5,2")
         elif tp == "bool":
             value = raw.lower() in ("1", "true", "yes", "on")
         else:

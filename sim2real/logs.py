@@ -20,6 +20,9 @@ the env's policy rate.
 
 CSV (one row per frame, a header row, any column order):
     ``episode_index``, ``frame_index``     integers; frames of an episode are 0, 1, 2, ... (any row order)
+    ``timestamp``                          optional [s]; without it a CSV has no rate of its own and its
+                                           frames are taken as the env's policy steps; with it the median
+                                           frame interval must be the env's step within 2%
     ``action.0`` ... ``action.<A-1>``      the action
     ``joint1`` ... (coordinate names)      measured coordinates, at least every actuated arm joint
     ``effort.<actuator>``                  optional measured torques [N m], e.g. ``effort.actuator1``
@@ -230,20 +233,40 @@ def _read_csv(path: Path, env: BatchedEnv, limit: int | None) -> RobotLogs:
     ids = sorted(set(ep.tolist()))[: limit or None]
     if not ids:
         raise LogError(f"{path}: no frames")
-    acts, meas, effs = [], [], []
+    acts, meas, effs, dts = [], [], [], []
     for e in ids:
         rows_e = np.flatnonzero(ep == e)
         order = rows_e[np.argsort(fr[rows_e], kind="stable")]
-        if not np.array_equal(fr[order], np.arange(len(order))):
-            raise LogError(f"{path}: episode {e}: frame_index must run 0, 1, ..., {len(order) - 1} without gaps")
+        got = fr[order]
+        if not np.array_equal(got, np.arange(len(order))):
+            bad = int(np.flatnonzero(got != np.arange(len(order)))[0])
+            if got[bad] > bad:
+                what = f"frame {bad} is missing"
+            elif bad > 0 and got[bad] == got[bad - 1]:
+                what = f"frame {bad - 1} repeats"
+            else:
+                what = f"frame_index {int(got[bad])} is out of range"
+            raise LogError(
+                f"{path}: episode {e}: {what} ({len(order)} rows, frame_index {int(got.min())}..{int(got.max())}); "
+                "frame_index must run 0, 1, 2, ... without gaps or repeats"
+            )
+        if "timestamp" in col and len(order) > 1:
+            dts.append(np.diff(col["timestamp"][order]))
         acts.append(torch.from_numpy(np.stack([col[c][order] for c in action_cols], -1)))
         meas.append(torch.from_numpy(np.stack([col[c][order] for c in coords], -1)))
         if effort_cols:
             effs.append(torch.from_numpy(np.stack([col[c][order] for c in effort_cols], -1)))
+    fps = 1.0 / env.step_dt
+    if dts:  # real clocks jitter: the median frame interval, within 2% of the env's policy step
+        dt = float(np.median(np.concatenate(dts)))
+        if not dt > 0 or abs(1.0 / dt - fps) > 0.02 * fps:
+            rate = f"{1.0 / dt:.4g} frames per second" if dt > 0 else f"a median interval of {dt:g} s"
+            raise LogError(f"{path}: column 'timestamp' gives {rate}; {env.task_id} runs at {fps:g} policy steps "
+                           "per second (resample the log to the env's rate, or drop the column)")  # fmt: skip
     return RobotLogs(
         source=str(path),
         task=None,
-        fps=1.0 / env.step_dt,
+        fps=fps,
         actions=_pad(acts),
         coords=coords,
         measured=_pad(meas),

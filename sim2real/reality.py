@@ -130,6 +130,28 @@ class HoldProbe:
 
 PROBES = {"expert": None, "flick": FlickProbe, "hold": HoldProbe}
 """Policies :func:`collect_reality` records: the task's expert or a probe class ``(env) -> policy``."""
+PROBE_TASKS = {"flick": "Franka-Push-", "hold": "Franka-Lift-"}
+"""The task ids (by prefix) whose scenes and goals each probe is written for."""
+
+
+def check_reality_item(item: str) -> tuple[str, str]:
+    """``TASK`` or ``TASK:PROBE`` -> ``(task, policy)``, refused before anything runs.
+
+    Raises:
+        KeyError: an unknown task id (the message lists the registered ones).
+        ValueError: an unknown probe, or a probe on a task it is not written for (the message says which).
+    """
+    from worldloop.tasks import get_task
+
+    task, _, policy = item.partition(":")
+    policy = policy or "expert"
+    get_task(task)
+    if policy not in PROBES:
+        raise ValueError(f"reality {item!r}: no probe {policy!r}; probes: {sorted(PROBES)}")
+    prefix = PROBE_TASKS.get(policy)
+    if prefix is not None and not task.startswith(prefix):
+        raise ValueError(f"reality {item!r}: the {policy} probe is written for {prefix}* tasks, not {task}")
+    return task, policy
 
 
 def collect_reality(

@@ -34,7 +34,7 @@ from worldloop.policies import run_dir
 from worldloop.sim2real.common import jsonable
 from worldloop.sim2real.logs import RobotLogs, read_logs
 from worldloop.sim2real.rank import plot_rank, rank_fidelity, run_checkpoints
-from worldloop.sim2real.reality import FRANKA_PARAMS, HIDDEN_CHANGES, collect_reality
+from worldloop.sim2real.reality import FRANKA_PARAMS, HIDDEN_CHANGES, check_reality_item, collect_reality
 from worldloop.sim2real.robustness import NoRandomizationError, plot_robustness, robustness
 from worldloop.sim2real.sysid import SysIdCfg, SysIdResult, identify
 from worldloop.sim2real.tracking import Tracking, replay_logs
@@ -141,6 +141,8 @@ def write_report(cfg: ReportCfg, progress: Callable[[str], None] = print) -> dic
         ConfigError / CheckpointError: not a run directory, or no such checkpoint.
         NoRandomizationError: robustness asked for a run without randomization and no ``terms_from``.
         LogError: a log that does not fit the task (the message names the column or field).
+        KeyError / ValueError: an unknown task or probe in ``reality_tasks``, or an unknown parameter in
+            ``fit_params`` or ``reality_changes`` (all refused before anything runs).
     """
     run = Path(cfg.run)
     train_cfg = run_dir.read_config(run)
@@ -155,6 +157,10 @@ def write_report(cfg: ReportCfg, progress: Callable[[str], None] = print) -> dic
     unknown = sorted(set(cfg.fit_params) - set(FRANKA_PARAMS))
     if unknown:
         raise ValueError(f"--fit-params {unknown} unknown; parameters: {sorted(FRANKA_PARAMS)}")
+    reality = [(item, *check_reality_item(item)) for item in cfg.reality_tasks]
+    unknown = sorted(set(cfg.reality_changes) - set(FRANKA_PARAMS)) if reality else []
+    if unknown:
+        raise ValueError(f"--reality-changes {unknown} unknown; parameters: {sorted(FRANKA_PARAMS)}")
     if cfg.robustness and not train_cfg.env.randomization and cfg.terms_from is None:
         raise NoRandomizationError(
             f"{run} was trained without randomization, so it has no parameters to sweep: pass --terms-from "
@@ -202,16 +208,15 @@ def write_report(cfg: ReportCfg, progress: Callable[[str], None] = print) -> dic
         report["plots"]["robustness"] = plot_robustness(rb, out / "robustness.png").name
 
     truth = None
-    if cfg.reality_tasks:
+    if reality:
         truth = {}
-        for item in cfg.reality_tasks:
-            t, _, policy = item.partition(":")
+        for item, t, policy in reality:
             d = out / "reality" / item.replace(":", "_")
             if d.exists():
                 shutil.rmtree(d)
             progress(f"[sim2real] recording held-out reality logs of {item} ({cfg.reality_episodes} episodes)")
             truth[item] = collect_reality(t, d, episodes=cfg.reality_episodes, changes=cfg.reality_changes,
-                                          seed=cfg.seed + 1, policy=policy or "expert")  # fmt: skip
+                                          seed=cfg.seed + 1, policy=policy)  # fmt: skip
             log_items.append((item, d))
             given_logs[item] = _read(item, d)
     report["replay"] = report["sysid"] = None

@@ -70,7 +70,8 @@ def get_task(task_id: str) -> TaskSpec:
         known = ", ".join(sorted(_REGISTRY)) or "(none)"
         raise KeyError(
             f"unknown task id {task_id!r}; registered tasks: {known}. A task of your own module registers when "
-            "the module is imported: run the command through it (python my_task.py <command> ...)"
+            "the module is imported: in Python, import it first; on the command line, run the command through "
+            "it (python my_task.py <command> ...)"
         ) from None
 
 
@@ -101,19 +102,24 @@ def make(
         seed: seeds the env's generator (resets, randomization).
         cfg: a complete task config (e.g. one saved with a run); default: the task's config class.
         **cfg_overrides: fields of the task's config dataclass, e.g. ``episode_length_s=2.0``, applied
-            over ``cfg`` or the defaults.
+            over ``cfg`` or the defaults. ``weights={"reach": 2.0}`` changes those terms' weights and keeps
+            the others (0 drops a term).
 
     Raises:
         KeyError: unknown task id (the message lists the registered ones).
         TypeError: an override names no field of the task's config (the message lists them).
+        ValueError: ``weights`` names no reward term of the task (the message lists them).
         ImportError: an Isaac Lab id without Isaac Lab installed (the message says how to set it up).
     """
-    from worldloop.envs.batched_env import BatchedEnv, build_cfg
+    from worldloop.envs.batched_env import BatchedEnv, build_cfg, merge_weights
 
     spec = get_task(task_id)
     if cfg is None:
         cfg = build_cfg(spec.cfg_cls, cfg_overrides)
     elif cfg_overrides:
+        if isinstance(cfg_overrides.get("weights"), dict):
+            weights = merge_weights(cfg.weights, cfg_overrides["weights"], type(cfg).__name__)
+            cfg_overrides = {**cfg_overrides, "weights": weights}
         cfg = dataclasses.replace(cfg, **cfg_overrides)
     if spec.make_env is not None:
         return spec.make_env(cfg, num_envs=num_envs, backend=backend, device=device, seed=seed, task_id=task_id)

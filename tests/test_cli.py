@@ -178,6 +178,8 @@ def test_zero_or_negative_budgets_and_bad_values_are_refused_in_one_line(tmp_pat
         (["--max-iterations", "0"], "--max-iterations"),
         (["--env.episode-length-s", "-1"], "episode_length_s"),
         (["--env.scene", "nope.xml"], "nope.xml"),
+        (["--agent.learning-rate", "-1"], "--agent.learning-rate"),
+        (["--agent.gamma", "1.5"], "--agent.gamma"),
     ]
     for args, words in cases:
         with pytest.raises(SystemExit) as e:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import mujoco
 import numpy as np
 import pytest
@@ -150,6 +152,7 @@ def test_episode_stats_report_finished_episodes():
         ({"task_id": "Cartpole-v0", "decimation": 2.5}, TypeError, ["CartpoleCfg.decimation", "int"]),
         ({"task_id": "Cartpole-v0", "episode_length_s": float("nan")}, ValueError, ["episode_length_s", "finite"]),
         ({"task_id": "Cartpole-v0", "weights": {"alive": "x"}}, TypeError, ["CartpoleCfg.weights"]),
+        ({"task_id": "Cartpole-v0", "weights": {"alvie": 1.0}}, ValueError, ["'alvie'", "'alive'"]),
         ({"task_id": "Franka-Push-v0", "action_space": "joints"}, ValueError, ["action_space", "ee_pos"]),
     ],
 )
@@ -159,6 +162,22 @@ def test_bad_construction_is_refused_with_a_clear_error(kwargs, exc, words):
         worldloop.make(task_id, **kwargs)
     for w in words:
         assert w in str(e.value)
+
+
+def test_weights_given_change_those_terms_and_keep_the_others():
+    default = worldloop.make("Cartpole-v0", num_envs=2).cfg.weights
+    env = worldloop.make("Cartpole-v0", num_envs=2, weights={"alive": 3.0})
+    assert env.cfg.weights == {**default, "alive": 3.0} and len(default) > 1
+    env.reset()
+    _, reward, _, _, info = env.step(torch.zeros(2, env.action_dim))
+    expect = sum(env.cfg.weights[k] * v for k, v in info["reward_terms"].items())
+    torch.testing.assert_close(reward, expect)
+    # A complete config of the caller's with a weight for no term is refused at the first reward.
+    cfg = dataclasses.replace(env.cfg, weights={**default, "alvie": 1.0})
+    bad = worldloop.make("Cartpole-v0", num_envs=2, cfg=cfg)
+    bad.reset()
+    with pytest.raises(ValueError, match="'alvie'.*'alive'"):
+        bad.step(torch.zeros(2, bad.action_dim))
 
 
 def test_malformed_scene_is_refused_before_anything_runs(tmp_path):

@@ -311,6 +311,9 @@ def test_command_line_overrides_of_a_preset():
         apply_rand_options(terms, ["actuator_kp.rnage=1,2"])
     with pytest.raises(ValueError, match="new term 'x' needs"):
         apply_rand_options(terms, ["x.range=1,2"])
+    for item in ("actuator_kp.range=1", "actuator_kp.range=1,2,3"):
+        with pytest.raises(ValueError, match="range takes two numbers LOW,HIGH"):
+            apply_rand_options(terms, [item])
     assert "actuator_kp" in apply_rand_options(ReachCfg().randomization, [])
     from worldloop.scripts.train import parse
 
@@ -349,7 +352,8 @@ def test_saved_configs_are_accepted_as_dicts():
         (RandTerm(kind="body_mas", targets="cube", range=(0.5, 2.0)), ["'bad'", "kind", "body_mass"]),
         (RandTerm(kind="body_mass", targets="cube", range=(0.5, 2.0), mode="step"), ["mode", "'step'", "reset"]),
         (RandTerm(kind="body_mass", targets="cube", range=(0.0, 2.0), dist="log_uniform"), ["range", "> 0"]),
-        (RandTerm(kind="body_mass", range=(0.5, 2.0)), ["targets", "required"]),
+        (RandTerm(kind="body_mass", range=(0.5, 2.0)), ["targets", "required", "bodies"]),
+        (RandTerm(kind="body_mass", targets="cube", range=(0.5,)), ["'bad'", "range", "two numbers"]),
         (RandTerm(kind="gravity", targets="world", range=(0.5, 2.0)), ["targets", "no targets"]),
         (RandTerm(kind="geom_size", targets="table|floor", range=(0.5, 2.0)), ["targets", "floor"]),
         (RandTerm(kind="geom_friction", targets="cube", range=(0.5, 2.0), components=(3,)), ["components", "0..2"]),

@@ -82,6 +82,10 @@ def test_a_csv_log_reads_like_the_dataset(reality, push_env, tmp_path):
     assert again.coords == logs.coords
     torch.testing.assert_close(again.actions, logs.actions[:2])
     torch.testing.assert_close(again.measured, logs.measured[:2])
+    # A timestamp column at the env's 20 Hz, with a real clock's jitter, is accepted.
+    jitter = [[*x, x[1] * 0.05 + 0.0005 * ((i % 3) - 1)] for i, x in enumerate(rows)]
+    timed = read_logs(write_csv(tmp_path / "timed.csv", [*header, "timestamp"], jitter), push_env)
+    torch.testing.assert_close(timed.actions, logs.actions[:2])
 
 
 @pytest.mark.parametrize(
@@ -96,11 +100,12 @@ def test_a_csv_log_reads_like_the_dataset(reality, push_env, tmp_path):
             ),
             "joint3",
         ),  # fmt: skip
-        (lambda h, r: (h, [x for i, x in enumerate(r) if i != 5]), "frame_index"),
+        (lambda h, r: (h, [x for i, x in enumerate(r) if i != 5]), "frame 5 is missing.*frame_index"),
         (lambda h, r: (h, [[*x[:7], float("nan"), *x[8:]] if i == 3 else x for i, x in enumerate(r)]), "not finite"),
         (lambda h, r: ([c for c in h if c != "episode_index"], [x[1:] for x in r]), "episode_index"),
+        (lambda h, r: ([*h, "timestamp"], [[*x, x[1] * 0.02] for x in r]), "'timestamp' gives 50 frames.* 20 "),
     ],
-    ids=["missing-action", "another-robot", "missing-joint", "frame-gap", "nan", "no-episode-column"],
+    ids=["missing-action", "another-robot", "missing-joint", "frame-gap", "nan", "no-episode-column", "rate"],
 )
 def test_a_malformed_csv_log_is_refused_naming_the_column(reality, push_env, tmp_path, edit, message):
     header, rows = csv_of(read_logs(reality[0], push_env), episodes=1)
@@ -221,3 +226,12 @@ def test_report_refuses_robustness_of_a_run_without_randomization_before_running
         write_report(ReportCfg(run=str(run), out=str(tmp_path / "r2"), robustness=False, logs=(f"{PUSH}={bad}",)),
                      progress=lambda s: None)  # fmt: skip
     assert not (tmp_path / "r2").exists()
+    for item, exc, words in (
+        ("Franka-Lift-v0:flick", ValueError, "flick probe is written for Franka-Push-"),
+        ("Franka-Push-v0:wiggle", ValueError, "no probe 'wiggle'"),
+        ("Franka-Lfit-v0", KeyError, "Franka-Lfit-v0"),
+    ):
+        with pytest.raises(exc, match=words):  # before the transfer and robustness stages run
+            write_report(ReportCfg(run=str(run), out=str(tmp_path / "r3"), robustness=False, reality_tasks=(item,)),
+                         progress=lambda s: None)  # fmt: skip
+        assert not (tmp_path / "r3").exists()

@@ -68,14 +68,18 @@ def test_checkpoints_are_complete_and_load_weights_only(tiny_run):
 def test_corrupt_or_foreign_checkpoint_is_refused(tmp_path):
     bad = tmp_path / "corrupt.pt"
     bad.write_bytes(b"\x00not a checkpoint")
-    with pytest.raises(CheckpointError, match="corrupt.pt"):
+    with pytest.raises(CheckpointError, match="corrupt.pt") as e:
         load_checkpoint(bad)
+    assert "weights_only" not in str(e.value)  # not torch's advice to load it unsafely
     foreign = tmp_path / "foreign.pt"
     torch.save({"weights": torch.zeros(3)}, foreign)
     with pytest.raises(CheckpointError, match=r"foreign.pt.*missing.*actor_state_dict"):
         load_checkpoint(foreign)
     r = subprocess.run([*CLI, "play", "--run", str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert r.returncode != 0 and "config.json" in r.stderr
+    (tmp_path / "config.json").write_text('{"train": {"task": "Cartpole-v0",\n')  # cut short
+    r = subprocess.run([*CLI, "play", "--run", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and f"{tmp_path / 'config.json'} is not valid JSON" in r.stderr, r.stderr
 
 
 def test_export_onnx_and_torchscript_match_torch(tiny_run):

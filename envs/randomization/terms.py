@@ -129,6 +129,8 @@ class Term:
         self.name, self.cfg, self.kind = name, cfg, kind
         self.mode = cfg.mode or kind.mode
         self.op = cfg.op or kind.ops[0]
+        if len(cfg.range) != 2:  # check() refuses the rest; the bounds are read here already
+            raise self.error("range", f"must be two numbers (low, high), got {tuple(cfg.range)!r}")
         self.lo, self.hi = (float(x) for x in cfg.range)
         self.level = 0.0
         self.labels: list[str] = []
@@ -182,14 +184,22 @@ def check(t: Term) -> None:
     if kind.elements in (None,) and cfg.targets is not None:
         raise t.error("targets", f"{cfg.targets!r} given, but {cfg.kind} has no targets; leave it None")
     if kind.elements not in (None, "obs") and cfg.targets is None:
-        raise t.error(
-            "targets", f"is required: a name or regex of the {kind.elements.replace('_or_', ' or ')}s to act on"
-        )
+        what = " or ".join(plural(_ELEMENT.get(e, e)) for e in kind.elements.split("_or_"))
+        raise t.error("targets", f"is required: a name or regex of the {what} to act on")
     if kind.uniform and cfg.components is not None:
         raise t.error("components", "must be None: one draw scales every component of a target")
 
 
 # ---------------------------------------------------------------------- resolving names
+_ELEMENT = {"free": "free body"}
+"""How an ``elements`` word reads in a message."""
+
+
+def plural(what: str) -> str:
+    """``body`` -> ``bodies``, ``free body`` -> ``free bodies``, ``geom`` -> ``geoms`` (for messages)."""
+    return what[:-1] + "ies" if what.endswith("y") else what + "s"
+
+
 def element_names(m: mujoco.MjModel, obj: mujoco.mjtObj, n: int) -> list[str]:
     """The names of ``n`` elements of type ``obj`` (``""`` for an unnamed one)."""
     return [mujoco.mj_id2name(m, obj, i) or "" for i in range(n)]
@@ -209,7 +219,7 @@ def match(t: Term, names: list[str], what: str, scene: str, allowed: list[int] |
     ids = [i for i in pool if names[i] and rx.fullmatch(names[i])]
     if not ids:
         known = [names[i] for i in pool if names[i]]
-        raise t.error("targets", f"{t.cfg.targets!r} matches no {what} in {scene}; {what}s: {known}")
+        raise t.error("targets", f"{t.cfg.targets!r} matches no {what} in {scene}; {plural(what)}: {known}")
     return ids
 
 
