@@ -125,6 +125,9 @@ def critic_only_update(alg, optimizer: torch.optim.Optimizer) -> dict[str, float
 class Runner(OnPolicyRunner):
     """``OnPolicyRunner`` with atomic checkpoints, resume, gloo, a progress line and a critic warm-up."""
 
+    model_summary: str = ""
+    """What rsl-rl printed while building the models (``make_runner`` holds it back; ``train`` shows it)."""
+
     def __init__(self, env, train_cfg: dict, log_dir: str | None = None, device: str = "cpu") -> None:
         super().__init__(env, train_cfg, log_dir=log_dir, device=device)
         self.best_success = -1.0

@@ -12,7 +12,9 @@ the run directory it writes is described in :mod:`worldloop.policies.run_dir`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import math
 import os
 import time
@@ -222,6 +224,8 @@ def train(cfg: TrainCfg) -> dict:
                 f"[worldloop] resuming {path} from {ckpt.name} at iteration {runner.current_learning_iteration}",
                 flush=True,
             )
+    if rank == 0 and runner.model_summary:
+        print(runner.model_summary, end="", flush=True)
     if cfg.init:
         freeze_normalizer(runner.alg.actor)
     eval_env = None
@@ -323,7 +327,11 @@ def make_runner(cfg: TrainCfg, env: BatchedEnv, log_dir: str | None = None) -> R
     from worldloop.policies.runner import Runner
 
     vec = RslRlVecEnv(env, log_interval=cfg.agent.num_steps_per_env, reward_scale=cfg.agent.reward_scale)
-    return Runner(vec, rsl_rl_cfg(cfg, str(env.device)), log_dir=log_dir, device=str(env.device))
+    printed = io.StringIO()  # rsl-rl prints the models as it builds them: kept for train to show once it starts
+    with contextlib.redirect_stdout(printed):
+        runner = Runner(vec, rsl_rl_cfg(cfg, str(env.device)), log_dir=log_dir, device=str(env.device))
+    runner.model_summary = printed.getvalue()
+    return runner
 
 
 def rsl_rl_cfg(cfg: TrainCfg, device: str = "cpu") -> dict:
