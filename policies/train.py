@@ -270,7 +270,7 @@ def train(cfg: TrainCfg) -> dict:
             f"[worldloop] {cfg.task}: success {100 * result.success_rate:.1f}% "
             f"(95% CI {100 * result.success_ci95[0]:.1f}-{100 * result.success_ci95[1]:.1f}%) over "
             f"{result.episodes} episodes, mean return {result.mean_return:.2f}; "
-            f"trained {env_steps:,} env steps in {train_s / 60:.1f} min",
+            f"trained {env_steps:,} env steps in {train_s / 60:.1f} min{' after resuming' if cfg.resume else ''}",
             flush=True,
         )
     if runner.checkpoint_evals:
