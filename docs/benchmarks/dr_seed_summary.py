@@ -12,6 +12,10 @@ randomized arm drops less) is a two-level bootstrap (Davison & Hinkley 1997, sec
 arm's seeds with replacement, then each resampled run's successes per point from a binomial at its
 measured rate, 20,000 times. With two seeds per arm the seed level can only resample what two seeds
 show, so the interval covers the episode noise and the spread of those seeds, not seeds never run.
+
+``--reality FILE`` adds a quantity "held-out reality": success at nominal physics minus success with
+``worldloop.sim2real.reality.HIDDEN_CHANGES`` pinned, from a JSON ``{label: {"nominal": stats, "reality":
+stats}}`` of ``successes``/``episodes`` per run (not one of the terms, so not in their mean).
 """
 
 import argparse
@@ -24,6 +28,7 @@ parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.R
 parser.add_argument("out", type=Path, help="the output directory of sim2real_dr_compare.py")
 parser.add_argument("--arm", action="append", required=True, help="NAME=LABEL,LABEL,...; give exactly two arms")
 parser.add_argument("--backend", default="newton", help="the backend the cross-backend drop is measured on")
+parser.add_argument("--reality", type=Path, help="JSON of each run's success at nominal and held-out physics")
 parser.add_argument("--samples", type=int, default=20_000)
 parser.add_argument("--seed", type=int, default=0)
 args = parser.parse_args()
@@ -32,6 +37,7 @@ if len(arms) != 2:
     parser.error(f"give exactly two --arm NAME=LABELS, got {list(arms)}")
 arms = {k: v.split(",") for k, v in arms.items()}
 rng = np.random.default_rng(args.seed)
+reality = None if args.reality is None else json.loads(args.reality.read_text())
 
 
 def counts(label: str) -> dict[str, np.ndarray]:
@@ -44,6 +50,9 @@ def counts(label: str) -> dict[str, np.ndarray]:
     rb = json.loads((args.out / f"robustness_{label}.json").read_text())
     for name, t in rb["terms"].items():
         out[name] = np.array([[t[k]["successes"], t[k]["episodes"]] for k in ("in_range", "out_of_range")])
+    if reality is not None:
+        r = reality[label]
+        out["held-out reality"] = np.array([[r[k]["successes"], r[k]["episodes"]] for k in ("nominal", "reality")])
     return out
 
 
@@ -82,7 +91,7 @@ for q in quantities:
     point[q] = next(r[2][q] for r in rows if r[0] == names[1] and r[1] == "pooled") - next(
         r[2][q] for r in rows if r[0] == names[0] and r[1] == "pooled"
     )
-terms = [q for q in quantities if q != "cross-backend"]
+terms = [q for q in quantities if q not in ("cross-backend", "held-out reality")]
 point["mean of the terms"] = float(np.mean([point[q] for q in terms]))
 boot = {q: np.empty(args.samples) for q in [*quantities, "mean of the terms"]}
 for b in range(args.samples):

@@ -6,6 +6,7 @@ python docs/benchmarks/sim2real_dr_compare.py RUN_A RUN_B [RUN_C ...] OUT_DIR [-
 Every run is evaluated on ``mujoco`` and ``newton`` with nominal physics (500 and 200 episodes unless
 told), then swept over the randomization terms of the first run (9 points, 3 training-range widths beyond
 each side, 100 episodes per point, the other terms nominal). Labels are the run directories' names.
+With ``--reuse``, a run whose ``transfer_<label>.json`` is already in OUT_DIR is not evaluated again.
 """
 
 import argparse
@@ -20,6 +21,7 @@ parser.add_argument("paths", nargs="+", help="two or more run directories, then 
 parser.add_argument("--mujoco-episodes", type=int, default=500)
 parser.add_argument("--newton-episodes", type=int, default=200)
 parser.add_argument("--episodes-per-point", type=int, default=100)
+parser.add_argument("--reuse", action="store_true", help="keep a run's transfer_<label>.json found in OUT_DIR")
 args = parser.parse_args()
 *runs, out = args.paths
 if len(runs) < 2:
@@ -31,6 +33,9 @@ episodes = {"mujoco": args.mujoco_episodes, "newton": args.newton_episodes}
 
 for label, run in zip(labels, runs, strict=True):
     t0 = time.time()
+    if args.reuse and (out / f"transfer_{label}.json").exists():
+        print(label, "transfer kept from", out / f"transfer_{label}.json", flush=True)
+        continue
     tr = transfer(run, backends=["mujoco", "newton"], episodes=episodes, randomization="nominal")
     (out / f"transfer_{label}.json").write_text(json.dumps(tr, indent=1))
     plot_transfer(tr, out / f"transfer_{label}.png")
