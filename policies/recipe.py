@@ -267,7 +267,8 @@ def model_eval(run: str | Path, data: str | Path, *, horizon: int = 10, holdout:
     for a held-out dataset). Writes ``model_eval.json`` and ``model_eval.png`` into the run.
 
     Returns ``{"rmse": {block: [k=1..K]}, "no_change_rmse": {...}, "windows": n, ...}``; the "no
-    change" baseline predicts that the observation stays as it is, for scale."""
+    change" baseline predicts that the observation stays as it is, for scale; ``"plot"``: the PNG's path,
+    or None without matplotlib."""
     from worldloop.policies.runner import load_checkpoint
 
     cfg = run_dir.read_config(run)
@@ -291,8 +292,9 @@ def model_eval(run: str | Path, data: str | Path, *, horizon: int = 10, holdout:
     base = {b: sq0[..., lo:hi].mean((0, 2)).sqrt().tolist() for b, (lo, hi) in blocks.items()}
     out = {"run": str(run), "data": str(data), "task": cfg.task, "windows": len(starts), "horizon": horizon,
            "blocks": {b: list(r) for b, r in blocks.items()}, "rmse": rmse, "no_change_rmse": base}  # fmt: skip
+    plot = _plot(out, Path(run) / "model_eval.png")
+    out["plot"] = None if plot is None else str(plot)
     (Path(run) / "model_eval.json").write_text(json.dumps(out, indent=2))
-    _plot(out, Path(run) / "model_eval.png")
     return out
 
 
@@ -306,12 +308,13 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def _plot(result: dict, path: Path) -> None:
+def _plot(result: dict, path: Path) -> Path | None:
+    """Error vs horizon per block at ``path``; None (with a note) where matplotlib is not installed."""
     try:
         import matplotlib
     except ImportError:
         print(f"[worldloop] matplotlib is not installed: no {path.name} (pip install 'worldloop[plots]')", flush=True)
-        return
+        return None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -329,3 +332,4 @@ def _plot(result: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+    return path

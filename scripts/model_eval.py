@@ -37,5 +37,6 @@ def main(argv: Sequence[str] | None = None) -> dict:
     cfg = tyro.cli(ModelEvalCfg, args=argv, prog="worldloop model-eval")
     result = model_eval(cfg.run, cfg.data, horizon=cfg.horizon, holdout=cfg.holdout, checkpoint=cfg.checkpoint)
     print(format_table(result), flush=True)
-    print(f"[worldloop] wrote {cfg.run}/model_eval.json and model_eval.png", flush=True)
+    plot = " and model_eval.png" if result["plot"] else ""
+    print(f"[worldloop] wrote {cfg.run}/model_eval.json{plot}", flush=True)
     return result

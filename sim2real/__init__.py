@@ -1,4 +1,4 @@
-"""Sim-to-real benchmark (DESIGN.md, "Sim-to-real benchmark"): with no robot in the loop, transfer is
+"""Sim-to-real benchmark (README, "Sim-to-real benchmark"): with no robot in the loop, transfer is
 measured as the field does. Each measurement is a library function returning a JSON-able dict, with a
 matplotlib plot function beside it.
 

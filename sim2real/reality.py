@@ -42,7 +42,8 @@ FRANKA_PARAMS: dict[str, RandTerm] = {
 """Physical parameters of the Franka cube scenes (``op="scale"`` factors of the nominal value, latency
 in whole control steps) with the bounds a fit searches: what :func:`collect_reality` can change and
 :func:`~worldloop.sim2real.sysid.identify` can fit (by default all of them; ``worldloop sim2real``
-fits ``object_friction``, ``arm_kp`` and ``latency``, what kinematic logs identify)."""
+fits ``object_friction``, ``arm_kp`` and ``latency``, what kinematic logs identify, and ``object_mass`` from
+static holds)."""
 
 HIDDEN_CHANGES: dict[str, float] = {"object_mass": 1.6, "object_friction": 0.6, "arm_kp": 0.8, "latency": 1.0}
 """The default hidden reality (issue 16's example): cube mass x1.6, cube friction x0.6, arm servo

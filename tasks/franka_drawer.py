@@ -7,8 +7,9 @@ Observations (``policy`` = ``critic``, 27 + action_dim values): arm joint positi
     [m], handle minus grip position (3) [m], drawer opening (1) [m] and velocity (1) [m/s], pull
     direction (2) (unit vector in the table plane), cabinet position (2) [m], previous action
     (action_dim). World frame = robot base frame.
-Actions: ``action_space="joint_pos"`` (8, default) or ``"ee_delta"`` (7), see ``tasks/robots/franka.py``;
-    the last value opens (> 0) or closes the gripper.
+Actions: ``action_space="joint_pos"`` (8, default), ``"joint_delta"`` (8), ``"ee_delta"`` (7) or ``"ee_pos"`` (5:
+    grip displacement and yaw change, hand pointing down), see ``tasks/robots/franka.py``; the last value opens (> 0)
+    or closes the gripper.
 Reward (per policy step, weights in ``DrawerCfg.weights``): ``reach = 1 - tanh(|grip - handle| / reach_std)``;
     ``grasp`` = bar grasped (``rewards.grasped``); ``open`` = fraction of ``open_distance`` opened;
     ``open_grasped = grasp * open``; ``clear`` = the drawer is open by ``open_distance`` and the grip has

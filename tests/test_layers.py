@@ -1,4 +1,4 @@
-"""Imports go one way (DESIGN.md): rewards, envs <- tasks <- data <- policies <- sim2real <- scripts.
+"""Imports go one way (README, "Layout"): rewards, envs <- tasks <- data <- policies <- sim2real <- scripts.
 
 The contract lives in pyproject.toml ([tool.importlinter]) and is checked by import-linter's
 ``lint-imports``; a second run on a copy of the package with one back-import added shows that the

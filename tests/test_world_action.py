@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -266,4 +267,5 @@ def test_three_stage_recipe_pretrain_finetune_train_init_and_model_eval(tmp_path
     result = model_eval(fine["run_dir"], tmp_path / "expert", horizon=4, holdout=0.25)
     assert set(result["rmse"]) == {"joints", "goal", "last_action"}
     assert all(len(v) == 4 and all(math.isfinite(x) for x in v) for v in result["rmse"].values())
-    assert json.loads((tmp_path / "runs" / task / fine["run_dir"].split("/")[-1] / "model_eval.json").read_text())
+    written = json.loads((tmp_path / "runs" / task / fine["run_dir"].split("/")[-1] / "model_eval.json").read_text())
+    assert written["plot"] == result["plot"] and Path(result["plot"]).is_file()  # matplotlib is in the test extra
