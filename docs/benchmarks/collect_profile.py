@@ -41,7 +41,8 @@ n_steps = (iterations - 1) * steps_per_it
 stats = pstats.Stats(prof)
 cum = {}
 for (file, _, name), (_, _, _, ct, _) in stats.stats.items():
-    cum[(file.split("worldloop/")[-1].split("site-packages/")[-1], name)] = cum.get((file, name), 0.0) + ct
+    key = (file.split("worldloop/")[-1].split("site-packages/")[-1], name)
+    cum[key] = cum.get(key, 0.0) + ct
 wanted = [
     ("envs/batched_env.py", "step"),
     ("envs/backends/mujoco_backend.py", "step"),
@@ -54,7 +55,8 @@ wanted = [
     ("tasks/robots/franka.py", "actions_to_ctrl"),
     ("tasks/robots/franka.py", "reset"),
 ]
-print(f"{run}: {wall / (iterations - 1):.2f} s per iteration of collection ({steps_per_it} steps of {env.num_envs} envs)")
+per_it = wall / (iterations - 1)
+print(f"{run}: {per_it:.2f} s per iteration of collection ({steps_per_it} steps of {env.num_envs} envs)")
 print(f"{'function':60s} ms per env step")
 for key in wanted:
     hits = [v for (f, n), v in cum.items() if f.endswith(key[0]) and n == key[1]]
