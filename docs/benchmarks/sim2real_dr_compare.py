@@ -21,6 +21,7 @@ parser.add_argument("paths", nargs="+", help="two or more run directories, then 
 parser.add_argument("--mujoco-episodes", type=int, default=500)
 parser.add_argument("--newton-episodes", type=int, default=200)
 parser.add_argument("--episodes-per-point", type=int, default=100)
+parser.add_argument("--terms", help="comma-separated names of the terms to sweep (default all of the first run's)")
 parser.add_argument("--reuse", action="store_true", help="keep a run's transfer_<label>.json found in OUT_DIR")
 args = parser.parse_args()
 *runs, out = args.paths
@@ -49,7 +50,12 @@ for label, run in zip(labels, runs, strict=True):
 rb = []
 for label, run in zip(labels, runs, strict=True):
     t0 = time.time()
-    rb.append(robustness(run, terms_from=runs[0], points=9, widen=3.0, episodes_per_point=args.episodes_per_point))
+    names = args.terms.split(",") if args.terms else None
+    rb.append(
+        robustness(
+            run, terms_from=runs[0], names=names, points=9, widen=3.0, episodes_per_point=args.episodes_per_point
+        )
+    )
     (out / f"robustness_{label}.json").write_text(json.dumps(rb[-1], indent=1))
     print(label, "robustness", f"{time.time() - t0:.0f}s", flush=True)
     for name, t in rb[-1]["terms"].items():
