@@ -112,6 +112,30 @@ def as_setting(x: Setting | str | Mapping | None, what: str) -> Setting:
     raise ValueError(f"{what} must be a Setting, a backend name or a dict of Setting fields, got {type(x).__name__}")
 
 
+def setting_env(
+    run: str | Path,
+    setting: Setting,
+    *,
+    checkpoint: str,
+    terms: Mapping[str, RandTerm],
+    num_envs: int,
+    seed: int,
+    device: str | None = None,
+) -> tuple:
+    """``run``'s env with randomization ``terms`` and its runner with ``checkpoint`` loaded, in ``setting``: its
+    backend (default the run's training backend), its pins set in every env, the other terms nominal or drawn.
+    Returns ``(env, runner)``."""
+    env, runner, _ = load_policy(
+        run, checkpoint=checkpoint, num_envs=num_envs, backend=setting.backend or run_dir.read_backend(run),
+        seed=seed, randomization=terms, device=device,
+    )  # fmt: skip
+    if setting.others == "nominal":
+        pin_nominal(env, [n for n in env.randomizer.terms if n not in setting.pins])
+    for name, value in setting.pins.items():
+        env.randomizer.set(name, torch.as_tensor(value, dtype=torch.float32))
+    return env, runner
+
+
 def run_checkpoints(run: str | Path) -> list[str]:
     """The ``model_<it>.pt`` files of a run, by iteration."""
     return [p.name for p in sorted(Path(run).glob("model_*.pt"), key=lambda p: int(p.stem.split("_")[1]))]
@@ -185,17 +209,10 @@ def rank_fidelity(
                 f"{key} pins term(s) {missing} that the env does not have; terms: {sorted(env_terms)}. "
                 "Add a term with rank_fidelity(terms={name: RandTerm(...)})"
             )
-    envs = {}
-    for key, s in settings.items():
-        env, runner, _ = load_policy(
-            run, checkpoint=names[0], num_envs=n_env, backend=s.backend or trained, seed=seed,
-            randomization=env_terms, device=device,
-        )  # fmt: skip
-        if s.others == "nominal":
-            pin_nominal(env, [n for n in env.randomizer.terms if n not in s.pins])
-        for name, value in s.pins.items():
-            env.randomizer.set(name, torch.as_tensor(value, dtype=torch.float32))
-        envs[key] = (env, runner)
+    envs = {
+        key: setting_env(run, s, checkpoint=names[0], terms=env_terms, num_envs=n_env, seed=seed, device=device)
+        for key, s in settings.items()
+    }
     rows = []
     for name in names:
         row: dict = {"checkpoint": name}

@@ -13,10 +13,10 @@ import json
 import sys
 import time
 
-import torch
-
 from worldloop.envs.loop import run_episodes
-from worldloop.sim2real.common import episode_stats, load_policy, pin_nominal, run_terms
+from worldloop.policies.train import inference_policy
+from worldloop.sim2real.common import episode_stats, run_terms
+from worldloop.sim2real.rank import Setting, setting_env
 from worldloop.sim2real.reality import FRANKA_PARAMS, HIDDEN_CHANGES
 
 out, runs = sys.argv[1], sys.argv[2:]
@@ -26,14 +26,11 @@ for run in runs:
     terms = {**run_terms(run), **FRANKA_PARAMS}
     row = {}
     for setting, pins in (("nominal", {}), ("reality", HIDDEN_CHANGES)):
-        env, runner, policy = load_policy(
-            run, checkpoint="best", num_envs=1000, backend="mujoco", seed=0, randomization=terms
+        env, runner = setting_env(
+            run, Setting(backend="mujoco", pins=dict(pins)), checkpoint="best", terms=terms, num_envs=1000, seed=0
         )
-        pin_nominal(env, [n for n in env.randomizer.terms if n not in pins])
-        for n, v in pins.items():
-            env.randomizer.set(n, torch.as_tensor(v, dtype=torch.float32))
         env.reset(seed=0)
-        row[setting] = episode_stats(run_episodes(env, policy, 1000))
+        row[setting] = episode_stats(run_episodes(env, inference_policy(runner, env.num_envs), 1000))
         env.close()
     row["drop"] = row["nominal"]["success_rate"] - row["reality"]["success_rate"]
     res[run.rstrip("/").split("/")[-1]] = row

@@ -48,9 +48,9 @@ for label, run in zip(labels, runs, strict=True):
         flush=True,
     )
 rb = []
+names = args.terms.split(",") if args.terms else None
 for label, run in zip(labels, runs, strict=True):
     t0 = time.time()
-    names = args.terms.split(",") if args.terms else None
     rb.append(
         robustness(
             run, terms_from=runs[0], names=names, points=9, widen=3.0, episodes_per_point=args.episodes_per_point
