@@ -39,6 +39,7 @@ __all__ = [
     "Runner",
     "atomic_save",
     "critic_only_update",
+    "elu_in_place",
     "load_checkpoint",
     "own_critic_parameters",
 ]
@@ -122,6 +123,20 @@ def critic_only_update(alg, optimizer: torch.optim.Optimizer) -> dict[str, float
     return {"value": float(total) / (alg.num_learning_epochs * alg.num_mini_batches), "critic_warmup": 1.0}
 
 
+def elu_in_place(*models: torch.nn.Module) -> int:
+    """Make every ``torch.nn.ELU`` in ``models`` compute in place; returns how many there are.
+
+    An out-of-place ELU's backward evaluates ``exp`` of its input again; in place, the input is overwritten and
+    the backward reads the output instead (``dy/dx = y + alpha`` where ``x <= 0``, the same value to float
+    rounding). In rsl-rl's MLPs each ELU's input is a linear layer's output that nothing else reads, so this is
+    safe there, and it makes the PPO update of a 1,024-env Franka task 5-7% faster in float32 and 11-12% in bfloat16
+    on a 2-core CPU (BENCHMARKS.md, "PPO update speed")."""
+    layers = [m for model in models for m in model.modules() if isinstance(m, torch.nn.ELU)]
+    for m in layers:
+        m.inplace = True
+    return len(layers)
+
+
 class Runner(OnPolicyRunner):
     """``OnPolicyRunner`` with atomic checkpoints, resume, gloo, a progress line and a critic warm-up."""
 
@@ -140,6 +155,7 @@ class Runner(OnPolicyRunner):
         self.logger.log = self._log  # type: ignore[method-assign]
         self._tty = sys.stdout.isatty()
         self._t0 = time.perf_counter()
+        elu_in_place(self.alg.actor, self.alg.critic)
         self.critic_warmup_iterations = int(train_cfg.get("critic_warmup_iterations", 0))
         """Iterations from the run's start (iteration 0) whose update trains the critic only."""
         self.critic_warmup_learning_rate = float(train_cfg.get("critic_warmup_learning_rate", 1e-3))

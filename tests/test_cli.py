@@ -107,8 +107,10 @@ def test_bench_suite_prints_one_row_per_task():
     assert rows[0].startswith("| task | decimation | env-steps/s")
     assert [r.split(" | ")[0].strip("| ") for r in rows[1:]] == ["Cartpole-v0", "Franka-Reach-v0"]
     for r in rows[1:]:
-        ratio = float(r.split(" | ")[5])
-        assert 0.0 < ratio < 1.5
+        # The ratio is the physics steps/s over the raw replay's, both timed: how large it is depends on the
+        # machine's load (tests run two at a time), so check the columns agree rather than bound it.
+        physics, raw, ratio = (float(c.replace(",", "")) for c in r.split(" | ")[3:6])
+        assert physics > 0 and raw > 0 and ratio == pytest.approx(physics / raw, abs=0.006)
 
 
 def test_readme_test_command_is_what_ci_runs():

@@ -466,6 +466,54 @@ def test_the_progress_line_shows_no_return_when_no_episode_ended(tmp_path, monke
     assert len(lines) == 3 and all("return     -  " in ln for ln in lines), lines
 
 
+def test_elu_in_place_computes_the_same_update_as_rsl_rl():
+    """The Runner's actor and critic run their ELU layers in place (a faster backward); on the same rollout and
+    weights, the update then computes what rsl-rl's out-of-place layers compute: the same losses and weights, to
+    float rounding."""
+    import copy
+
+    import worldloop
+    from worldloop.policies.rsl_rl_adapter import RslRlVecEnv
+    from worldloop.policies.runner import Runner
+    from worldloop.policies.train import TrainCfg, rsl_rl_cfg
+
+    vec = RslRlVecEnv(worldloop.make("Cartpole-v0", num_envs=64, backend="mujoco", seed=0), log_interval=8)
+    cfg = TrainCfg.from_task("Cartpole-v0", num_envs=64)
+    runners = {}
+    for in_place in (True, False):
+        torch.manual_seed(0)
+        runners[in_place] = r = Runner(vec, rsl_rl_cfg(cfg), log_dir=None, device="cpu")
+        elus = [[m for m in model.modules() if isinstance(m, torch.nn.ELU)] for model in (r.alg.actor, r.alg.critic)]
+        assert all(layers for layers in elus) and all(m.inplace for layers in elus for m in layers)
+        elus = [m for layers in elus for m in layers]
+        for m in elus:
+            m.inplace = in_place
+    rollout = {}
+    collector = Runner(vec, rsl_rl_cfg(cfg), log_dir=None, device="cpu")  # the two above keep fresh optimizers
+    update = collector.alg.update
+    collector.alg.update = lambda: rollout.update(copy.deepcopy(vars(collector.alg.storage))) or update()
+    collector.learn(1)
+    weights = [copy.deepcopy(m.state_dict()) for m in (collector.alg.actor, collector.alg.critic)]
+    losses, before, after = {}, {}, {}
+
+    def flat(r):
+        return torch.cat([p.detach().flatten() for p in (*r.alg.actor.parameters(), *r.alg.critic.parameters())])
+
+    for in_place, r in runners.items():
+        r.alg.actor.load_state_dict(weights[0])
+        r.alg.critic.load_state_dict(weights[1])
+        for k, v in copy.deepcopy(rollout).items():
+            setattr(r.alg.storage, k, v)
+        before[in_place] = flat(r).clone()
+        torch.manual_seed(1)
+        losses[in_place] = r.alg.update()
+        after[in_place] = flat(r)
+    assert losses[True] == pytest.approx(losses[False], rel=1e-4, abs=1e-7)
+    torch.testing.assert_close(before[True], before[False], rtol=0, atol=0)
+    assert (after[False] - before[False]).abs().max() > 1e-4  # the update moved the weights: agreeing means something
+    torch.testing.assert_close(after[True], after[False], rtol=1e-4, atol=1e-6)
+
+
 def test_mixed_precision_runs_the_update_in_bfloat16_and_keeps_float32_weights():
     """``--agent.mixed-precision on``: the update's matrix products run in bfloat16 (seen in the actor's
     output during the update), its losses stay within a few percent of float32's on the same rollout,

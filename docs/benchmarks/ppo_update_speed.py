@@ -1,11 +1,14 @@
-"""PPO update speed on the CPU: float32 vs bfloat16 autocast, on one real rollout of a task.
+"""PPO update speed on the CPU: rsl-rl's update as it comes vs worldloop's, in float32 and bfloat16 autocast,
+on one real rollout of a task.
 
 python docs/benchmarks/ppo_update_speed.py [TASK] [REPEATS]
 
 Collects one iteration of real rollouts with the task's default training settings (envs, horizon,
 networks), then times ``alg.update()`` (epochs x minibatches of forward, backward and Adam) for each
-setting, interleaved, every repeat starting from the same weights and the same rollout. Prints the
-median time, samples/s (rollout samples x epochs / time) and the ratio to float32.
+setting, interleaved, every repeat starting from the same weights and the same rollout. The settings:
+float32 and bfloat16, each with rsl-rl's out-of-place ELU layers ("rsl-rl") and with worldloop's
+in-place ones (:func:`worldloop.policies.runner.elu_in_place`, what ``worldloop train`` runs). Prints the
+median time, samples/s (rollout samples x epochs / time) and the ratio to rsl-rl's float32 update.
 """
 
 import copy
@@ -27,14 +30,23 @@ env = make(task, num_envs=cfg.num_envs, cfg=cfg.env, backend="mujoco")
 vec = RslRlVecEnv(env, log_interval=cfg.agent.num_steps_per_env, reward_scale=cfg.agent.reward_scale)
 
 
-def runner(mixed_precision: str) -> Runner:
+def runner(mixed_precision: str, elu_in_place: bool) -> Runner:
     torch.manual_seed(0)
     cfg.agent.mixed_precision = mixed_precision
-    return Runner(vec, rsl_rl_cfg(cfg), log_dir=None, device="cpu")
+    r = Runner(vec, rsl_rl_cfg(cfg), log_dir=None, device="cpu")
+    for m in (*r.alg.actor.modules(), *r.alg.critic.modules()):
+        if isinstance(m, torch.nn.ELU):
+            m.inplace = elu_in_place
+    return r
 
 
-settings = {"float32": runner("off"), "bfloat16": runner("on")}
-first = settings["float32"]
+settings = {
+    "float32, rsl-rl": runner("off", False),
+    "bfloat16, rsl-rl": runner("on", False),
+    "float32, worldloop": runner("off", True),
+    "bfloat16, worldloop": runner("on", True),
+}
+first = settings["float32, rsl-rl"]
 rollout: dict = {}
 update = first.alg.update
 
@@ -69,7 +81,7 @@ for _ in range(repeats):
     for name, r in settings.items():
         times[name].append(timed_update(r))
 samples = cfg.num_envs * cfg.agent.num_steps_per_env * cfg.agent.num_learning_epochs
-base = statistics.median(times["float32"])
+base = statistics.median(times["float32, rsl-rl"])
 print(
     f"{task}: {cfg.num_envs} envs x {cfg.agent.num_steps_per_env} steps, {cfg.agent.num_learning_epochs} epochs x "
     f"{cfg.agent.num_mini_batches} minibatches, actor {cfg.agent.actor_hidden_dims}, "
@@ -79,4 +91,4 @@ print(
 for name, ts in times.items():
     m = statistics.median(ts)
     spread = f"(min {min(ts):.3f}, max {max(ts):.3f})"
-    print(f"  {name:9s} {m:.3f} s per update  {samples / m:>9,.0f} samples/s  x{base / m:.2f}  {spread}")
+    print(f"  {name:20s} {m:.3f} s per update  {samples / m:>9,.0f} samples/s  x{base / m:.2f}  {spread}")
