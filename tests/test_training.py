@@ -466,11 +466,36 @@ def test_the_progress_line_shows_no_return_when_no_episode_ended(tmp_path, monke
     assert len(lines) == 3 and all("return     -  " in ln for ln in lines), lines
 
 
+def _rollout_and_weights(vec, cfg) -> tuple[dict, list[dict]]:
+    """One iteration of a fresh Runner on ``vec``: the rollout its update saw and the actor's and critic's weights
+    after it, for comparing updates of other runners (whose optimizers stay fresh) on the same data."""
+    import copy
+
+    from worldloop.policies.runner import Runner
+    from worldloop.policies.train import rsl_rl_cfg
+
+    rollout = {}
+    first = Runner(vec, rsl_rl_cfg(cfg), log_dir=None, device="cpu")
+    update = first.alg.update
+    first.alg.update = lambda: rollout.update(copy.deepcopy(vars(first.alg.storage))) or update()
+    first.learn(1)
+    return rollout, [copy.deepcopy(m.state_dict()) for m in (first.alg.actor, first.alg.critic)]
+
+
+def _load_rollout(alg, rollout: dict, weights: list[dict]) -> None:
+    """Put ``weights`` into ``alg``'s actor and critic and a copy of ``rollout`` into its storage."""
+    import copy
+
+    alg.actor.load_state_dict(weights[0])
+    alg.critic.load_state_dict(weights[1])
+    for k, v in copy.deepcopy(rollout).items():
+        setattr(alg.storage, k, v)
+
+
 def test_elu_in_place_computes_the_same_update_as_rsl_rl():
     """The Runner's actor and critic run their ELU layers in place (a faster backward); on the same rollout and
     weights, the update then computes what rsl-rl's out-of-place layers compute: the same losses and weights, to
     float rounding."""
-    import copy
 
     import worldloop
     from worldloop.policies.rsl_rl_adapter import RslRlVecEnv
@@ -488,22 +513,14 @@ def test_elu_in_place_computes_the_same_update_as_rsl_rl():
         elus = [m for layers in elus for m in layers]
         for m in elus:
             m.inplace = in_place
-    rollout = {}
-    collector = Runner(vec, rsl_rl_cfg(cfg), log_dir=None, device="cpu")  # the two above keep fresh optimizers
-    update = collector.alg.update
-    collector.alg.update = lambda: rollout.update(copy.deepcopy(vars(collector.alg.storage))) or update()
-    collector.learn(1)
-    weights = [copy.deepcopy(m.state_dict()) for m in (collector.alg.actor, collector.alg.critic)]
+    rollout, weights = _rollout_and_weights(vec, cfg)
     losses, before, after = {}, {}, {}
 
     def flat(r):
         return torch.cat([p.detach().flatten() for p in (*r.alg.actor.parameters(), *r.alg.critic.parameters())])
 
     for in_place, r in runners.items():
-        r.alg.actor.load_state_dict(weights[0])
-        r.alg.critic.load_state_dict(weights[1])
-        for k, v in copy.deepcopy(rollout).items():
-            setattr(r.alg.storage, k, v)
+        _load_rollout(r.alg, rollout, weights)
         before[in_place] = flat(r).clone()
         torch.manual_seed(1)
         losses[in_place] = r.alg.update()
@@ -518,7 +535,6 @@ def test_mixed_precision_runs_the_update_in_bfloat16_and_keeps_float32_weights()
     """``--agent.mixed-precision on``: the update's matrix products run in bfloat16 (seen in the actor's
     output during the update), its losses stay within a few percent of float32's on the same rollout,
     and the weights stay float32; ``auto`` follows the hardware check, ``off`` is float32 throughout."""
-    import copy
 
     import worldloop
     from worldloop.policies.ppo import native_bf16
@@ -536,19 +552,10 @@ def test_mixed_precision_runs_the_update_in_bfloat16_and_keeps_float32_weights()
     assert runners["auto"].alg.use_mixed_precision == native_bf16("cpu")
     assert not runners["off"].alg.use_mixed_precision and runners["on"].alg.use_mixed_precision
 
-    rollout = {}
-    first = runners["off"]
-    update = first.alg.update
-    first.alg.update = lambda: rollout.update(copy.deepcopy(vars(first.alg.storage))) or update()
-    first.learn(1)
-    first.alg.update = update
-    weights = [copy.deepcopy(m.state_dict()) for m in (first.alg.actor, first.alg.critic)]
+    rollout, weights = _rollout_and_weights(vec, cfg)
     for mode in ("off", "on"):
         alg = runners[mode].alg
-        alg.actor.load_state_dict(weights[0])
-        alg.critic.load_state_dict(weights[1])
-        for k, v in copy.deepcopy(rollout).items():
-            setattr(alg.storage, k, v)
+        _load_rollout(alg, rollout, weights)
         seen = []
         hook = alg.actor.mlp.register_forward_hook(lambda m, i, o, seen=seen: seen.append(o.dtype))
         torch.manual_seed(1)
