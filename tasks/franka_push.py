@@ -93,9 +93,9 @@ class PushCfg(TaskCfg, FrankaActionsCfg):
 class FrankaPush(Task[PushCfg]):
     """Push a cube to within 3 cm of a goal on the table."""
 
-    # 350 iterations with the bfloat16 update where the CPU has it: 92.3% (seed 1) in 16.5 minutes for the whole
-    # command on a 2-core CPU with bfloat16, and 95.1% for seed 0's checkpoint at 350 (BENCHMARKS.md, "Default
-    # training commands on a 2-core CPU with bfloat16"). The previous 700 float32 iterations reached 99.0% (seed 0).
+    # 350 iterations with the bfloat16 update where the CPU has it: 92.9% and 92.3% (seeds 0 and 1) in 16.8 and 16.5
+    # minutes for the whole command on a 2-core CPU with bfloat16 (BENCHMARKS.md, "Default training commands on a
+    # 2-core CPU with bfloat16"). The previous 700 float32 iterations reached 99.0% (seed 0).
     train_defaults = TrainDefaults(
         num_envs=1024,
         max_iterations=350,
