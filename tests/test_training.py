@@ -531,6 +531,41 @@ def test_elu_in_place_computes_the_same_update_as_rsl_rl():
     torch.testing.assert_close(after[True], after[False], rtol=1e-4, atol=1e-6)
 
 
+def test_gather_once_storage_yields_rsl_rls_mini_batches():
+    """The Runner's storage gathers the permuted rollout once per update; its mini-batches are rsl-rl's, sample for
+    sample and in the same order, from the same random draw."""
+    from rsl_rl.storage import RolloutStorage
+
+    import worldloop
+    from worldloop.policies.rsl_rl_adapter import RslRlVecEnv
+    from worldloop.policies.runner import GatherOnceRolloutStorage, Runner
+    from worldloop.policies.train import TrainCfg, rsl_rl_cfg
+
+    vec = RslRlVecEnv(worldloop.make("Cartpole-v0", num_envs=64, backend="mujoco", seed=0), log_interval=8)
+    cfg = TrainCfg.from_task("Cartpole-v0", num_envs=64)
+    rollout, weights = _rollout_and_weights(vec, cfg)
+    r = Runner(vec, rsl_rl_cfg(cfg), log_dir=None, device="cpu")
+    st = r.alg.storage
+    assert type(st) is GatherOnceRolloutStorage
+    _load_rollout(r.alg, rollout, weights)
+    batches = {}
+    for name, generator in (("ours", st.mini_batch_generator), ("rsl-rl", RolloutStorage.mini_batch_generator)):
+        torch.manual_seed(3)
+        gen = generator(4, 3) if name == "ours" else generator(st, 4, 3)
+        batches[name] = [
+            [b.observations["policy"], b.observations["critic"], b.actions, b.values, b.advantages, b.returns]
+            + [b.old_actions_log_prob, *b.old_distribution_params]
+            for b in gen
+        ]
+    assert len(batches["ours"]) == len(batches["rsl-rl"]) == 12
+    for ours, theirs in zip(batches["ours"], batches["rsl-rl"], strict=True):
+        assert len(ours) == len(theirs) == 9
+        for a, b in zip(ours, theirs, strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+    first, second = batches["ours"][0][0], batches["ours"][1][0]
+    assert first.shape[0] == 64 * cfg.agent.num_steps_per_env // 4 and not torch.equal(first, second)
+
+
 def test_mixed_precision_runs_the_update_in_bfloat16_and_keeps_float32_weights():
     """``--agent.mixed-precision on``: the update's matrix products run in bfloat16 (seen in the actor's
     output during the update), its losses stay within a few percent of float32's on the same rollout,

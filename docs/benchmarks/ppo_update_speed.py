@@ -6,8 +6,10 @@ python docs/benchmarks/ppo_update_speed.py [TASK] [REPEATS]
 Collects one iteration of real rollouts with the task's default training settings (envs, horizon,
 networks), then times ``alg.update()`` (epochs x minibatches of forward, backward and Adam) for each
 setting, interleaved, every repeat starting from the same weights and the same rollout. The settings:
-float32 and bfloat16, each with rsl-rl's out-of-place ELU layers ("rsl-rl") and with worldloop's
-in-place ones (:func:`worldloop.policies.runner.elu_in_place`, what ``worldloop train`` runs). Prints the
+float32 and bfloat16, each as rsl-rl comes ("rsl-rl": out-of-place ELU layers, every mini-batch gathered from
+the rollout in every epoch) and as ``worldloop train`` runs it ("worldloop": in-place ELU layers,
+:func:`worldloop.policies.runner.elu_in_place`, and the permuted rollout gathered once per update,
+:class:`worldloop.policies.runner.GatherOnceRolloutStorage`). Prints the
 median time, samples/s (rollout samples x epochs / time) and the ratio to rsl-rl's float32 update.
 """
 
@@ -17,6 +19,7 @@ import sys
 import time
 
 import torch
+from rsl_rl.storage import RolloutStorage
 
 from worldloop.policies.rsl_rl_adapter import RslRlVecEnv
 from worldloop.policies.runner import Runner
@@ -30,13 +33,15 @@ env = make(task, num_envs=cfg.num_envs, cfg=cfg.env, backend="mujoco")
 vec = RslRlVecEnv(env, log_interval=cfg.agent.num_steps_per_env, reward_scale=cfg.agent.reward_scale)
 
 
-def runner(mixed_precision: str, elu_in_place: bool) -> Runner:
+def runner(mixed_precision: str, worldloop: bool) -> Runner:
     torch.manual_seed(0)
     cfg.agent.mixed_precision = mixed_precision
     r = Runner(vec, rsl_rl_cfg(cfg), log_dir=None, device="cpu")
     for m in (*r.alg.actor.modules(), *r.alg.critic.modules()):
         if isinstance(m, torch.nn.ELU):
-            m.inplace = elu_in_place
+            m.inplace = worldloop
+    if not worldloop:
+        r.alg.storage.__class__ = RolloutStorage
     return r
 
 
