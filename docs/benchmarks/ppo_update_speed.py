@@ -19,7 +19,7 @@ import sys
 import time
 
 import torch
-from rsl_rl.storage import RolloutStorage
+from rsl_rl.storage import RolloutStorage  # noqa: TID253 - a training benchmark
 
 from worldloop.policies.rsl_rl_adapter import RslRlVecEnv
 from worldloop.policies.runner import Runner
