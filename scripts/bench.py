@@ -11,6 +11,10 @@ controls it sent (``Rollout.ctrl``). For the ``mujoco`` backend that control seq
 ``decimation`` substeps, from the same start state, ``env.backend.get_state()``) is then replayed
 open loop by ``mujoco.rollout`` on the same threads in one call per chunk: that is the physics limit
 of the scene, and the env's efficiency is ``env_steps_per_s * decimation / raw_physics_steps_per_s``.
+The steps are taken in ``--rounds`` rounds, each followed by the replay of its own controls, and the
+rates are totals over the rounds: a machine that slows down for a while (another process, a noisy
+neighbour on a shared host) then slows both sides of the ratio, not one of them. ``ratio_per_round``
+shows how much the ratio moved from round to round.
 The other backends have no such reference (``raw_physics_steps_per_s`` is absent): for them the
 output gives ``physics_time_fraction``, the share of the env step spent in the engine's own step
 (``isaaclab``: Isaac Lab's whole ``step``, physics, scene and managers, so the rest is worldloop's
@@ -52,6 +56,9 @@ class BenchCfg:
     """Timed policy steps per env; default 200 (20 per round with --randomization-overhead)."""
     seed: int = 0
     """Seed of the env generator and the random actions."""
+    rounds: int = 4
+    """``mujoco``: the timed steps are split into this many rounds, each followed by the raw replay of its
+    controls; rates are totals over the rounds."""
     decimation: int | None = None
     """Physics steps per policy step instead of the task's (to compare backends at one control rate)."""
     no_randomization: bool = False
@@ -79,10 +86,17 @@ def _machine() -> str:
     )
 
 
-def bench(task: str, backend: str, num_envs: int, steps: int, seed: int = 0, **overrides) -> dict:
-    """Env-steps/s of ``task`` under uniform random actions; on ``mujoco`` also the raw physics limit.
+def bench(task: str, backend: str, num_envs: int, steps: int, seed: int = 0, rounds: int = 4, **overrides) -> dict:
+    """Env-steps/s of ``task`` under uniform random actions; on ``mujoco`` also the raw physics limit, timed in
+    ``rounds`` alternating rounds of env steps and the replay of their controls (``steps`` in all).
 
-    ``overrides``: task config fields, e.g. ``randomization={}``."""
+    ``overrides``: task config fields, e.g. ``randomization={}``.
+
+    Raises:
+        ValueError: ``steps`` or ``rounds`` < 1.
+    """
+    if steps < 1 or rounds < 1:
+        raise ValueError(f"bench needs steps >= 1 and rounds >= 1, got steps={steps}, rounds={rounds}")
     env = make(task, num_envs=num_envs, backend=backend, seed=seed, **overrides)
     env.reset()
     g = torch.Generator(device=env.device).manual_seed(seed)
@@ -95,13 +109,23 @@ def bench(task: str, backend: str, num_envs: int, steps: int, seed: int = 0, **o
 
     for _ in Loop(env, policy).run(warmup, fields=()):
         pass
-    state0 = env.backend.get_state() if env.backend_name == "mujoco" else None
-    # Record only the controls the env sends (tasks map actions statefully), for the replay.
-    loop = Loop(env, policy)
+    mujoco = env.backend_name == "mujoco"
+    rounds = min(rounds, steps) if mujoco else 1
     env.timing.reset()
-    ctrl = [r.ctrl for r in loop.run(steps, chunk=max(steps, 1), fields=("ctrl",))]
-    if env.device.type == "cuda":
-        torch.cuda.synchronize()
+    env_s, raw_s, raw_steps, per_round = 0.0, 0.0, 0, []
+    for k in range(rounds):
+        state0 = env.backend.get_state() if mujoco else None
+        # Record only the controls the env sends (tasks map actions statefully), for the replay.
+        n = steps * (k + 1) // rounds - steps * k // rounds
+        loop = Loop(env, policy)
+        ctrl = [r.ctrl for r in loop.run(n, chunk=n, fields=("ctrl",))]
+        if env.device.type == "cuda":
+            torch.cuda.synchronize()
+        env_s += loop.seconds
+        if mujoco:
+            physics_steps, seconds = raw_rollout(env, state0, torch.cat(ctrl))
+            raw_s, raw_steps = raw_s + seconds, raw_steps + physics_steps
+            per_round.append((n * num_envs * env.cfg.decimation / loop.seconds) / (physics_steps / seconds))
     out = {
         "task": task,
         "backend": env.backend_name,
@@ -110,27 +134,29 @@ def bench(task: str, backend: str, num_envs: int, steps: int, seed: int = 0, **o
         "steps": steps,
         "decimation": env.cfg.decimation,
         "control_hz": 1.0 / env.step_dt,
-        "env_steps_per_s": loop.env_steps_per_s,
+        "env_steps_per_s": steps * num_envs / env_s,
         "physics_time_fraction": env.timing.physics_fraction,
         "machine": _machine(),
         "randomization": sorted(env.cfg.randomization),
     }
     out["physics_steps_per_s"] = out["env_steps_per_s"] * env.cfg.decimation
-    if env.backend_name == "mujoco":
-        raw = raw_rollout_limit(env, state0, torch.cat(ctrl))
-        out["raw_physics_steps_per_s"] = raw
+    if mujoco:
+        out["raw_physics_steps_per_s"] = raw = raw_steps / raw_s
         out["ratio_to_raw"] = out["physics_steps_per_s"] / raw
+        out["ratio_per_round"] = per_round
         out["threads"] = env.backend.num_threads
     env.close()
     return out
 
 
 SUITE_COLUMNS = ("task", "decimation", "env-steps/s", "physics steps/s", "raw mujoco.rollout steps/s", "ratio",
-                 "physics share of env step")  # fmt: skip
+                 "ratio per round, min-max", "physics share of env step")  # fmt: skip
 """Columns of the ``--suite`` table."""
 
 
-def suite(tasks: Sequence[str] | None, backend: str, num_envs: int, steps: int, seed: int = 0) -> list[dict]:
+def suite(
+    tasks: Sequence[str] | None, backend: str, num_envs: int, steps: int, seed: int = 0, rounds: int = 4
+) -> list[dict]:
     """:func:`bench` of every task in turn (default: every registered one), printing a markdown table
     row as each finishes; returns the results."""
     from worldloop.tasks import list_tasks
@@ -139,21 +165,23 @@ def suite(tasks: Sequence[str] | None, backend: str, num_envs: int, steps: int, 
     print("| " + " | ".join(SUITE_COLUMNS) + " |\n|" + "---|" * len(SUITE_COLUMNS), flush=True)
     results = []
     for name in names:
-        r = bench(name, backend, num_envs, steps, seed)
-        raw = r.get("raw_physics_steps_per_s")
+        r = bench(name, backend, num_envs, steps, seed, rounds)
+        raw, per_round = r.get("raw_physics_steps_per_s"), r.get("ratio_per_round", [])
         cells = (name, r["decimation"], f"{r['env_steps_per_s']:,.0f}", f"{r['physics_steps_per_s']:,.0f}",
                  "-" if raw is None else f"{raw:,.0f}", "-" if raw is None else f"{r['ratio_to_raw']:.2f}",
+                 f"{min(per_round):.2f}-{max(per_round):.2f}" if per_round else "-",
                  f"{r['physics_time_fraction']:.2f}")  # fmt: skip
         print("| " + " | ".join(str(c) for c in cells) + " |", flush=True)
         results.append(r)
-    print(f"\n{backend} backend, {num_envs} envs, {steps} steps of uniform random actions, randomization presets on "
-          f"[{_machine()}]")  # fmt: skip
+    print(f"\n{backend} backend, {num_envs} envs, {steps} steps of uniform random actions in {rounds} rounds, "
+          f"randomization presets on [{_machine()}]")  # fmt: skip
     return results
 
 
-def raw_rollout_limit(env, state0, ctrl: torch.Tensor, chunk_steps: int = 50) -> float:
-    """Physics steps/s of ``mujoco.rollout`` replaying ``ctrl`` ``(steps, N, nu)`` from ``state0``
-    ``(N, nstate)`` (``mjSTATE_FULLPHYSICS``)."""
+def raw_rollout(env, state0, ctrl: torch.Tensor, chunk_steps: int = 50) -> tuple[int, float]:
+    """``mujoco.rollout`` replaying ``ctrl`` ``(steps, N, nu)`` from ``state0`` ``(N, nstate)``
+    (``mjSTATE_FULLPHYSICS``) on the env's threads, ``chunk_steps`` policy steps per call: returns the
+    physics steps taken (``steps * N * decimation``) and the seconds they took."""
     import mujoco
     import numpy as np
     from mujoco import rollout
@@ -188,7 +216,7 @@ def raw_rollout_limit(env, state0, ctrl: torch.Tensor, chunk_steps: int = 50) ->
             state = np.ascontiguousarray(out[:, k - 1])
             total += n * k
         seconds = time.perf_counter() - t0
-    return total / seconds
+    return total, seconds
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
@@ -197,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
     a = tyro.cli(BenchCfg, args=argv, prog="worldloop bench", config=(tyro.conf.FlagCreatePairsOff,))
     if a.suite:
-        results = suite(a.tasks, a.backend or "mujoco", a.num_envs, a.steps or 200, a.seed)
+        results = suite(a.tasks, a.backend or "mujoco", a.num_envs, a.steps or 200, a.seed, a.rounds)
         if a.json:
             print(json.dumps(results))
         return {"suite": results}
@@ -219,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     # With --json, stdout holds the one JSON object only: what engines print (Isaac Lab's manager tables)
     # goes to stderr.
     with contextlib.redirect_stdout(sys.stderr) if a.json else contextlib.nullcontext():
-        r = bench(a.task, backend, a.num_envs, a.steps or 200, a.seed, **overrides)
+        r = bench(a.task, backend, a.num_envs, a.steps or 200, a.seed, a.rounds, **overrides)
     if a.json:
         print(json.dumps(r))
         return r
@@ -232,7 +260,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if "raw_physics_steps_per_s" in r:
         line += (
             f"; raw mujoco.rollout on {r['threads']} threads: {r['raw_physics_steps_per_s']:,.0f} "
-            f"physics steps/s; ratio {r['ratio_to_raw']:.2f}"
+            f"physics steps/s; ratio {r['ratio_to_raw']:.2f} "
+            f"({min(r['ratio_per_round']):.2f}-{max(r['ratio_per_round']):.2f} over {len(r['ratio_per_round'])} rounds)"
         )
     else:  # the raw-physics replay is mujoco.rollout's: no reference for the other engines
         inside = "Isaac Lab's step (physics, scene, managers)" if r["backend"] == "isaaclab" else "the physics step"

@@ -99,6 +99,10 @@ def test_bench_reports_ratio_to_raw_physics():
     res = json.loads(r.stdout.strip().splitlines()[-1])
     assert res["env_steps_per_s"] > 0 and res["raw_physics_steps_per_s"] > 0
     assert res["ratio_to_raw"] == pytest.approx(res["physics_steps_per_s"] / res["raw_physics_steps_per_s"])
+    # 20 steps in the default 4 rounds: each round's ratio is timed on its own, the total lies within them.
+    per_round = res["ratio_per_round"]
+    assert len(per_round) == 4 and min(per_round) <= res["ratio_to_raw"] * (1 + 1e-9)
+    assert max(per_round) >= res["ratio_to_raw"] * (1 - 1e-9)
 
 
 def test_bench_suite_prints_one_row_per_task():
@@ -111,6 +115,8 @@ def test_bench_suite_prints_one_row_per_task():
         # machine's load (tests run two at a time), so check the columns agree rather than bound it.
         physics, raw, ratio = (float(c.replace(",", "")) for c in r.split(" | ")[3:6])
         assert physics > 0 and raw > 0 and ratio == pytest.approx(physics / raw, abs=0.006)
+        lo, hi = (float(x) for x in r.split(" | ")[6].split("-"))
+        assert lo <= hi
 
 
 def test_readme_test_command_is_what_ci_runs():
