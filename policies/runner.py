@@ -15,6 +15,8 @@
   at ``critic_warmup_learning_rate``): the run's first iterations update only the critic, so that PPO
   starting from a trained or cloned actor (``worldloop train --init``) does not move it along the
   advantages of an untrained critic.
+- A faster PPO update that computes the same thing: ELU layers in place (:func:`elu_in_place`) and the permuted
+  rollout gathered once per update (:class:`GatherOnceRolloutStorage`).
 """
 
 from __future__ import annotations
