@@ -281,12 +281,13 @@ def test_push_goals_lie_ahead_of_the_cube():
         worldloop.make("Franka-Push-v0", num_envs=2, goal_heading=(1.0, -1.0))
 
 
-def test_stack_reward_pays_most_for_letting_go_on_b():
+@pytest.mark.parametrize("task_id", ["Franka-Stack-v1", "Franka-Stack-v2"])
+def test_stack_reward_pays_most_for_letting_go_on_b(task_id):
     """The expert, and the expert kept in an earlier phase: holding A on B or above B must earn less
     per episode than setting it down and letting go."""
 
     def episode(hold: tuple[int, int] | None) -> tuple[float, float]:
-        env = worldloop.make("Franka-Stack-v1", num_envs=12, seed=3)
+        env = worldloop.make(task_id, num_envs=12, seed=3)
         env.reset()
         ret = torch.zeros(env.num_envs)
         for _ in range(env.max_episode_length - 1):  # the last step would start the next episode
