@@ -32,7 +32,7 @@ Version history:
     v2: ``lift`` pays from the first millimetre of A's clearance above the table, while A is grasped, and
         ``grasp`` is weighted by how centred A is along the fingers, as in ``Franka-Lift-v1``: with v1's reward,
         seed 1 of the default command grasped A, never lifted it and ended at 0% (BENCHMARKS.md,
-        "Franka-Stack-v2"). Everything else is v1's.
+        "Franka-Stack-v2"). 800 iterations by default instead of 600. Everything else is v1's.
     v1: grasp, lift, align and reach are paid in full while A rests on B, and opening the gripper there
         (``let_go`` for the gripper action rising towards open, ``released``, now graded by the opening) and
         backing off (``clear``) are paid on top: with v0's reward PPO carried A onto B and held it there,
@@ -48,6 +48,7 @@ Version history:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -271,6 +272,10 @@ class FrankaStack(Task[StackCfg]):
 @register_task("Franka-Stack-v2", StackCfg)
 class FrankaStackV2(FrankaStack):
     """Place cube A on cube B, let go, and leave it there for 0.5 s (lift paid for clearance while grasped)."""
+
+    # v1's settings, 800 iterations: seeds 0 and 1 gave 92.8% and 72.0% after 600 iterations, 96.2% and 93.3%
+    # resumed to 800 (about 26 minutes in all on a 2-core CPU with bfloat16; BENCHMARKS.md, "Franka-Stack-v2").
+    train_defaults = dataclasses.replace(FrankaStack.train_defaults, max_iterations=800)
 
     def _grasp_reward(self, a: torch.Tensor) -> torch.Tensor:
         """``(N,)`` in ``[0, 1]``: A grasped, weighted by how near the pads' middle its centre is along the fingers,
