@@ -86,6 +86,25 @@ def box_lowest_z(pos: torch.Tensor, quat: torch.Tensor, half_extents: tuple[floa
     return pos[:, 2] - hx * r_zx.abs() - hy * r_zy.abs() - hz * r_zz.abs()
 
 
+def held_clearance(
+    grasped: torch.Tensor,
+    pos: torch.Tensor,
+    quat: torch.Tensor,
+    half_extents: tuple[float, float, float],
+    height: float,
+) -> torch.Tensor:
+    """``(N,)`` in ``[0, 1]``: where ``grasped`` ``(N,)``, the fraction of ``height`` [m] the lowest point of a box
+    (:func:`box_lowest_z`) is above the table; 0 on the table however the box is turned, 0 without a grasp."""
+    return grasped * ramp(box_lowest_z(pos, quat, half_extents), 0.0, height)
+
+
+def centred_grasp(grasped: torch.Tensor, along: torch.Tensor, std: float = 0.015) -> torch.Tensor:
+    """``(N,)`` in ``[0, 1]``: ``grasped`` ``(N,)`` weighted by ``1 - tanh(|along| / std)``, with ``along`` ``(N,)``
+    [m] the object's centre along the fingers from the pads' middle: an object held low in the pads, fingertips on
+    the table, earns little, so pressing it down does not pay."""
+    return grasped * (1.0 - torch.tanh(along.abs() / std))
+
+
 def orientation_error(quat: torch.Tensor, quat_target: torch.Tensor) -> torch.Tensor:
     """Angle ``(N,)`` [rad] in ``[0, pi]`` of the rotation between ``(N, 4)`` unit quaternions ``[w, x, y, z]``."""
     # 2 atan2(|v|, |w|) of the relative rotation: exact near zero, where 2 acos(|q . q_t|) loses

@@ -233,11 +233,10 @@ class FrankaLiftV1(FrankaLift):
         """``(N,)`` in ``[0, 1]``: the grasp, weighted by how near the pads' middle the cube's centre is along the
         fingers, ``1 - tanh(|z_g| / 1.5 cm)``: a cube held low in the pads, fingertips on the table, earns
         little, so pressing down does not pay."""
-        along = self.arm.in_grip_frame(pos)[:, 2].abs()
-        return self._grasped() * (1.0 - torch.tanh(along / 0.015))
+        return rewards.centred_grasp(self._grasped(), self.arm.in_grip_frame(pos)[:, 2])
 
     def _lifted(self, pos: torch.Tensor, quat: torch.Tensor) -> torch.Tensor:
         """``(N,)`` in ``[0, 1]``: while the cube at ``pos`` ``(N, 3)`` [m], ``quat`` ``(N, 4)`` is grasped, the
         fraction of 4 cm its lowest point is above the table (``rewards.box_lowest_z``): 0 on the table
         however it is turned, so squeezing it onto an edge earns nothing; 0 without a grasp."""
-        return self._grasped() * rewards.ramp(rewards.box_lowest_z(pos, quat, (CUBE_HALF,) * 3), 0.0, 0.04)
+        return rewards.held_clearance(self._grasped(), pos, quat, (CUBE_HALF,) * 3, 0.04)

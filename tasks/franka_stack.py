@@ -165,12 +165,17 @@ class FrankaStack(Task[StackCfg]):
         return q[:, self.a_q[:3]], q[:, self.a_q[3:]], q[:, self.b_q[:3]], q[:, self.b_q[3:]]
 
     def _grasped(self) -> torch.Tensor:
-        arm = self.arm
-        return rewards.grasped(arm.in_grip_frame(self._cubes()[0]), arm.finger_opening(), arm.close_cmd, CUBE_HALF)
+        """``(N,)`` 1.0 where A is grasped (``rewards.grasped``); once per state (rewards and the expert)."""
+
+        def grasped() -> torch.Tensor:
+            arm = self.arm
+            return rewards.grasped(arm.in_grip_frame(self._cubes()[0]), arm.finger_opening(), arm.close_cmd, CUBE_HALF)
+
+        return self.env.per_state("grasped", grasped)
 
     def _grasp_reward(self, a: torch.Tensor) -> torch.Tensor:
         """``(N,)``: the ``grasp`` term for cube A at ``a`` ``(N, 3)`` [m] (v1: A grasped, 0 or 1)."""
-        return self._grasped().float()
+        return self._grasped()
 
     def _lifted(self, a: torch.Tensor, qa: torch.Tensor) -> torch.Tensor:
         """``(N,)`` in ``[0, 1]``: the ``lift`` term for cube A at ``a`` ``(N, 3)`` [m], ``qa`` ``(N, 4)`` (v1: the
@@ -281,10 +286,9 @@ class FrankaStackV2(FrankaStack):
         """``(N,)`` in ``[0, 1]``: A grasped, weighted by how near the pads' middle its centre is along the fingers,
         ``1 - tanh(|z_g| / 1.5 cm)`` (as ``Franka-Lift-v1``): holding A low in the pads, fingertips on the table,
         earns little."""
-        along = self.arm.in_grip_frame(a)[:, 2].abs()
-        return self._grasped() * (1.0 - torch.tanh(along / 0.015))
+        return rewards.centred_grasp(self._grasped(), self.arm.in_grip_frame(a)[:, 2])
 
     def _lifted(self, a: torch.Tensor, qa: torch.Tensor) -> torch.Tensor:
         """``(N,)`` in ``[0, 1]``: while A is grasped, the fraction of 4 cm its lowest point is above the table
         (``rewards.box_lowest_z``, as ``Franka-Lift-v1``); 0 on the table however A is turned, 0 without a grasp."""
-        return self._grasped() * rewards.ramp(rewards.box_lowest_z(a, qa, (CUBE_HALF,) * 3), 0.0, 0.04)
+        return rewards.held_clearance(self._grasped(), a, qa, (CUBE_HALF,) * 3, 0.04)
