@@ -436,15 +436,20 @@ class SiteJacobian:
         slide = [int(m.jnt_type[j]) == int(mujoco.mjtJoint.mjJNT_SLIDE) for j in joints]
         self._slide = torch.as_tensor(slide, device=fk.device)[:, None, None] if any(slide) else None
 
-    def __call__(self, poses: Poses) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(site_pos_w (N, 3) [m], jac (N, 6, len(dofs)))`` from body poses that include the chain;
-        rows 0-2 are linear [m/rad or m/m], rows 3-5 angular [rad/rad], columns follow :attr:`dofs`."""
-        p = self.fk.site_pos_soa(poses, self.site_id)  # (3, N)
+    def soa(self, poses: Poses) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(site_pos_w (3, N) [m], jac (6, len(dofs), N))``, envs last, from body poses that include the
+        chain; rows 0-2 are linear [m/rad or m/m], rows 3-5 angular [rad/rad], columns follow :attr:`dofs`."""
+        p = self.fk.site_pos_soa(poses, self.site_id)
         axis, anchor = self.fk.joint_frames_soa(poses, self.joints)  # (J, 3, N) each
         lin, ang = torch.linalg.cross(axis, p - anchor, dim=1), axis
         if self._slide is not None:
             lin, ang = torch.where(self._slide, axis, lin), torch.where(self._slide, 0.0, axis)
-        return p.T, torch.cat((lin, ang), dim=1).permute(2, 1, 0).contiguous()
+        return p, torch.cat((lin, ang), dim=1).transpose(0, 1)
+
+    def __call__(self, poses: Poses) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(site_pos_w (N, 3) [m], jac (N, 6, len(dofs)))``: :meth:`soa` with the envs first."""
+        p, jac = self.soa(poses)
+        return p.T, jac.permute(2, 0, 1)
 
 
 class JointGravity:

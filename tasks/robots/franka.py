@@ -204,14 +204,14 @@ class FrankaArm:
         self.gravity = JointGravity(self.fk, [mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, j) for j in ARM_JOINTS])
         self.kp = torch.as_tensor(m.actuator_gainprm[arm_act, 0], dtype=torch.float32, device=self.device)
         self.null_gain = null_gain
-        self._damp_eye = damping**2 * torch.eye(6, device=self.device)
-        self._eye7 = torch.eye(7, device=self.device)
+        self._damp2 = damping**2
         # Joints 1 and 3 turning in opposite directions barely moves the hand when joint 2 is near 0
         # (their axes align), so plain least squares commands fast counter-rotations there. The Panda
         # model's servos (kv = 450 Nm s/rad, saturating at 87 Nm) turn such a counter-rotation of
         # > ~0.4 rad/s into a sustained 3 Hz oscillation of both joints. Make that mode 10x costlier.
+        # The weight is W^-1 = I - (1 - w) m m^T for that mode m; the IK applies it as a rank-one update.
         mode = torch.tensor([1.0, 0, -1.0, 0, 0, 0, 0], device=self.device) / math.sqrt(2.0)
-        self._w_inv = self._eye7 - (1.0 - counter_rotation_weight) * torch.outer(mode, mode)
+        self._mode, self._mode_w = mode[:, None], (1.0 - counter_rotation_weight) * mode[:, None]
         self._cache = None
         self.q_cmd = self.q_home.expand(n, 7).clone()
         """``(N, 7)`` [rad] last joint targets (before gravity compensation) sent to the arm's servos."""
@@ -318,7 +318,7 @@ class FrankaArm:
     def _move_target(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Move the grip pose target by ``actions`` (``ee_delta`` / ``ee_pos``), keep it within the leads of
         the measured grip, and return the pose error ``(N, 6)`` [m, rad] of the joint command from it and
-        the grip Jacobian ``(N, 6, 7)`` at the joint command."""
+        the grip Jacobian ``(6, 7, N)`` at the joint command (envs last, :meth:`SiteJacobian.soa`)."""
         cfg = self.cfg
         pos, quat = self.ee_target
         pos = pos + cfg.ee_pos_scale * actions[:, :3]
@@ -329,11 +329,11 @@ class FrankaArm:
         pos_m, quat_m = self.grip_pos_w(), self.grip_quat_w()
         # Per axis, so that a blocked axis does not drag the others' targets along with the hand. The
         # grip's speed from the Jacobian at the joint command (within ``max_lead`` of the measured joints).
-        jac = self.jac(self._cmd_poses())[1]
+        jac = self.jac.soa(self._cmd_poses())[1]
         if cfg.ee_stall_lead is None:
             pos = pos_m + (pos - pos_m).clamp(-cfg.ee_max_pos_lead, cfg.ee_max_pos_lead)
         else:
-            speed = (jac[:, :3] @ self.env.qvel[:, self.v_ids].unsqueeze(-1)).squeeze(-1).abs()
+            speed = (jac[:3] * self.env.qvel[:, self.v_ids].T).sum(1).T.abs()
             lead = (cfg.ee_stall_lead + 3.0 * self.track_lag * speed).clamp(max=cfg.ee_max_pos_lead)
             pos = pos_m + torch.minimum(torch.maximum(pos - pos_m, -lead), lead)
         rot = quat_to_rotvec(quat_mul(quat, quat_conjugate(quat_m)))
@@ -345,22 +345,33 @@ class FrankaArm:
 
     def _ik_step(self, delta: torch.Tensor, jac: torch.Tensor | None = None) -> torch.Tensor:
         """Damped least-squares joint step ``(N, 7)`` from the joint command for a grip pose change
-        ``delta`` ``(N, 6)`` [m, rad] (``jac``: the grip Jacobian at the joint command, if already computed)."""
-        return self._dls(self.jac(self._cmd_poses())[1] if jac is None else jac, delta, self.q_cmd)
+        ``delta`` ``(N, 6)`` [m, rad] (``jac``: the grip Jacobian ``(6, 7, N)`` at the joint command, if
+        already computed)."""
+        return self._dls(self.jac.soa(self._cmd_poses())[1] if jac is None else jac, delta, self.q_cmd)
 
     def _dls(self, jac: torch.Tensor, delta: torch.Tensor, q_arm: torch.Tensor) -> torch.Tensor:
-        """Joint step ``(N, 7)`` for a grip pose change ``delta`` ``(N, 6)`` given the Jacobian ``(N, 6, 7)``,
-        plus a null-space pull towards ``home`` that keeps the elbow away from joint limits."""
-        # Weighted damped least squares: J+ = W^-1 J^T (J W^-1 J^T + lambda^2 I)^-1.
-        jt = self._w_inv @ jac.transpose(1, 2)
-        pinv = jt @ torch.linalg.inv(jac @ jt + self._damp_eye)
-        delta = delta.unsqueeze(-1)
+        """Joint step ``(N, 7)`` for a grip pose change ``delta`` ``(N, 6)`` given the Jacobian ``(6, 7, N)``
+        (envs last), plus a null-space pull towards ``home`` that keeps the elbow away from joint limits.
+
+        Weighted damped least squares, ``J+ = W^-1 J^T (J W^-1 J^T + lambda^2 I)^-1`` (Nakamura and Hanafusa,
+        J. Dyn. Sys., Meas., Control 108(3), 1986), with the envs in the last dimension throughout: every
+        product is a multiply-add over contiguous env vectors and the 6x6 system is solved by Cholesky,
+        which beats batched products and an LU inverse of 1,024 tiny matrices on a CPU."""
+        d = delta.T  # (6, N)
+        jw = jac - self._mode_w * (jac * self._mode).sum(1, keepdim=True)  # J W^-1 (W^-1 is symmetric)
+        a = (jac.unsqueeze(1) * jw.unsqueeze(0)).sum(2)  # (6, 6, N) J W^-1 J^T
+        a.diagonal(dim1=0, dim2=1).add_(self._damp2)
+        chol = _cholesky(a)
+
+        def pinv(v: torch.Tensor) -> torch.Tensor:  # J+ v, (6, N) -> (7, N)
+            return (jw * _cholesky_solve(chol, v).unsqueeze(1)).sum(0)
+
         # J+ delta + (I - J+ J) null, written as null + J+ (delta - J null): one 7x7 product fewer.
-        null = (self.null_gain * (self.q_home - q_arm)).unsqueeze(-1)
-        dq = null + pinv @ (delta - jac @ null)
+        null = (self.null_gain * (self.q_home - q_arm)).T
+        dq = null + pinv(d - (jac * null).sum(1))
         # Damping makes J+ inexact: the step falls short of delta and the null-space pull leaks into
         # the hand's pose. One refinement step on the residual removes most of both.
-        return (dq + pinv @ (delta - jac @ dq)).squeeze(-1)
+        return (dq + pinv(d - (jac * dq).sum(1))).T
 
     def solve_ik(self, pos_w: torch.Tensor, quat_w: torch.Tensor, iters: int = 100) -> torch.Tensor:
         """Arm joints ``(M, 7)`` [rad] that put the grip site at ``pos_w`` ``(M, 3)`` [m] with the hand at
@@ -371,7 +382,8 @@ class FrankaArm:
         for _ in range(iters):
             qpos[:, self.q_ids] = q
             poses = self.fk.body_poses(qpos, self.jac.bodies)
-            pos, jac = self.jac(poses)
+            pos, jac = self.jac.soa(poses)
+            pos = pos.T
             rot = quat_to_rotvec(quat_mul(quat_w, quat_conjugate(poses[self.jac.body][1])))
             err = torch.cat((pos_w - pos, rot), dim=-1)
             q = (q + self._dls(jac, err, q)).clamp(self.q_lo, self.q_hi)
@@ -487,3 +499,29 @@ def manipulation_preset(objects: str) -> dict[str, RandTerm]:
         "joint_damping": RandTerm(kind="dof_damping", targets="joint[1-7]", range=(0.5, 2.0), dist="log_uniform"),
         "obs_noise": RandTerm(kind="obs_noise", dist="gaussian", range=(-0.002, 0.002)),
     }
+
+
+def _cholesky(a: torch.Tensor) -> torch.Tensor:
+    """Lower Cholesky factor ``(n, n, N)`` of symmetric positive definite ``a`` ``(n, n, N)``, envs last
+    (the Cholesky-Banachiewicz order, one column at a time over all envs)."""
+    n = a.shape[0]
+    low = torch.zeros_like(a)
+    for j in range(n):
+        diag = a[j, j] - (low[j, :j] ** 2).sum(0) if j else a[j, j]
+        low[j, j] = diag.sqrt()
+        if j + 1 < n:
+            col = a[j + 1 :, j] - (low[j + 1 :, :j] * low[j, :j]).sum(1) if j else a[j + 1 :, j]
+            low[j + 1 :, j] = col / low[j, j]
+    return low
+
+
+def _cholesky_solve(low: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``x`` ``(n, N)`` with ``L L^T x = b`` for the factor ``low`` ``(n, n, N)`` of :func:`_cholesky`."""
+    n = low.shape[0]
+    y = torch.empty_like(b)
+    for j in range(n):
+        y[j] = (b[j] - (low[j, :j] * y[:j]).sum(0)) / low[j, j] if j else b[j] / low[j, j]
+    x = torch.empty_like(b)
+    for j in reversed(range(n)):
+        x[j] = (y[j] - (low[j + 1 :, j] * x[j + 1 :]).sum(0)) / low[j, j] if j + 1 < n else y[j] / low[j, j]
+    return x
