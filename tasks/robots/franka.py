@@ -503,7 +503,7 @@ def manipulation_preset(objects: str) -> dict[str, RandTerm]:
 
 def _cholesky(a: torch.Tensor) -> torch.Tensor:
     """Lower Cholesky factor ``(n, n, N)`` of symmetric positive definite ``a`` ``(n, n, N)``, envs last
-    (the Cholesky-Banachiewicz order, one column at a time over all envs)."""
+    (column by column, the Cholesky-Crout order, each step over all envs at once)."""
     n = a.shape[0]
     low = torch.zeros_like(a)
     for j in range(n):
