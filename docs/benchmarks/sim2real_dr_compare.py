@@ -22,6 +22,7 @@ parser.add_argument("--mujoco-episodes", type=int, default=500)
 parser.add_argument("--newton-episodes", type=int, default=200)
 parser.add_argument("--episodes-per-point", type=int, default=100)
 parser.add_argument("--terms", help="comma-separated names of the terms to sweep (default all of the first run's)")
+parser.add_argument("--checkpoint", default="best", help="best, last or model_<it>.pt of every run (default best)")
 parser.add_argument("--reuse", action="store_true", help="keep a run's transfer_<label>.json found in OUT_DIR")
 args = parser.parse_args()
 *runs, out = args.paths
@@ -37,7 +38,9 @@ for label, run in zip(labels, runs, strict=True):
     if args.reuse and (out / f"transfer_{label}.json").exists():
         print(label, "transfer kept from", out / f"transfer_{label}.json", flush=True)
         continue
-    tr = transfer(run, backends=["mujoco", "newton"], episodes=episodes, randomization="nominal")
+    tr = transfer(
+        run, checkpoint=args.checkpoint, backends=["mujoco", "newton"], episodes=episodes, randomization="nominal"
+    )
     (out / f"transfer_{label}.json").write_text(json.dumps(tr, indent=1))
     plot_transfer(tr, out / f"transfer_{label}.png")
     print(
@@ -53,7 +56,13 @@ for label, run in zip(labels, runs, strict=True):
     t0 = time.time()
     rb.append(
         robustness(
-            run, terms_from=runs[0], names=names, points=9, widen=3.0, episodes_per_point=args.episodes_per_point
+            run,
+            checkpoint=args.checkpoint,
+            terms_from=runs[0],
+            names=names,
+            points=9,
+            widen=3.0,
+            episodes_per_point=args.episodes_per_point,
         )
     )
     (out / f"robustness_{label}.json").write_text(json.dumps(rb[-1], indent=1))
