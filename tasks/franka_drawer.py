@@ -208,3 +208,10 @@ class DrawerV2Cfg(DrawerV1Cfg):
 @register_task("Franka-Open-Drawer-v2", DrawerV2Cfg)
 class FrankaOpenDrawerV2(FrankaOpenDrawerV1):
     """Open a drawer by at least 20 cm, pulling its handle, and back off (reach paid from the start)."""
+
+    # Reach paid from the start finds the handle early: 99-100% training success from iteration 60; 100
+    # iterations gave 99.3% (seed 0, its checkpoint) and 99.9% (seed 1, the command: 2.8 min on a 2-core CPU)
+    # (BENCHMARKS.md, "Franka-Open-Drawer-v2 in 100 iterations").
+    train_defaults = TrainDefaults(
+        num_envs=1024, max_iterations=100, agent={"reward_scale": 0.02, "mixed_precision": "auto"}
+    )
