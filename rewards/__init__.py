@@ -13,7 +13,8 @@ import torch
 
 def distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Euclidean distance ``(N,)`` [m] between points ``(N, 3)``."""
-    return torch.linalg.vector_norm(a - b, dim=-1)
+    d = a - b  # sqrt(sum d^2): linalg.vector_norm is ~15x slower on the envs' transposed (N, 3) positions
+    return (d * d).sum(-1).sqrt()
 
 
 def distance_tanh(a: torch.Tensor, b: torch.Tensor, std: float) -> torch.Tensor:

@@ -11,7 +11,7 @@ import torch
 
 import worldloop
 from worldloop.envs.batched_env import load_scene
-from worldloop.envs.kinematics import ForwardKinematics
+from worldloop.envs.kinematics import ForwardKinematics, cross_soa, norm
 
 
 def test_forward_kinematics_matches_mujoco():
@@ -41,6 +41,21 @@ def test_forward_kinematics_matches_mujoco():
         for s in range(m.nsite):
             pos = fk.site_pos(poses, s)[i].numpy()
             np.testing.assert_allclose(pos, d.site_xpos[s], atol=1e-9)
+
+
+def test_envs_last_norm_and_cross_match_torch():
+    """The step path's norm and cross product give torch's values on the envs-last layout they are for:
+    transposed ``(N, 3)`` views of ``(3, N)`` rows, and ``(J, 3, N)`` blocks crossed along dim 1."""
+    gen = torch.Generator().manual_seed(0)
+    rows = torch.randn(3, 257, generator=gen)
+    view = rows.T  # (N, 3), strided as Poses.pos and the sites' positions are
+    assert not view.is_contiguous()
+    torch.testing.assert_close(norm(view), torch.linalg.vector_norm(view, dim=-1))
+    torch.testing.assert_close(norm(view, keepdim=True), torch.linalg.vector_norm(view, dim=-1, keepdim=True))
+    torch.testing.assert_close(norm(rows, dim=0), torch.linalg.vector_norm(rows, dim=0))
+    a, b = torch.randn(7, 3, 257, generator=gen), torch.randn(7, 3, 257, generator=gen)
+    torch.testing.assert_close(cross_soa(a, b, dim=1), torch.linalg.cross(a, b, dim=1))
+    torch.testing.assert_close(cross_soa(view, view.flip(0), dim=-1), torch.linalg.cross(view, view.flip(0), dim=-1))
 
 
 def test_mujoco_backend_matches_plain_mjdata():

@@ -180,6 +180,26 @@ def test_site_jacobian_and_gravity_match_mujoco():
         np.testing.assert_allclose(grav[i].numpy(), d.qfrc_bias[:7], atol=1e-8)
 
 
+def test_in_grip_frame_matches_mujoco():
+    """``in_grip_frame`` (envs last, no batched product) is ``R_hand^T (p - p_grip)`` with MuJoCo's pose
+    of the hand and the grip site, for the cube after a few steps of random actions."""
+    env = worldloop.make("Franka-Lift-v1", num_envs=8, seed=0)
+    env.reset()
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(5):
+        env.step(torch.rand(8, env.action_dim, generator=gen) * 2 - 1)
+    cube = env.body_pos_w("cube")
+    got = env.task.arm.in_grip_frame(cube)
+    m = env.mj_model
+    d = mujoco.MjData(m)
+    hand, grip = m.body("hand").id, m.site("grip").id
+    for i in range(8):
+        d.qpos[:] = env.qpos[i].double().numpy()
+        mujoco.mj_kinematics(m, d)
+        want = d.xmat[hand].reshape(3, 3).T @ (d.xpos[m.body("cube").id] - d.site_xpos[grip])
+        np.testing.assert_allclose(got[i].numpy(), want, atol=2e-6)
+
+
 def test_envs_last_cholesky_solves_like_lapack():
     """The IK's 6x6 solve over all envs at once gives what LAPACK gives, per env, for SPD systems with
     condition numbers from 1 to ~1e4 (the damped IK's are below ~1e3)."""
@@ -189,8 +209,12 @@ def test_envs_last_cholesky_solves_like_lapack():
     eig = torch.logspace(0, 4, 6, dtype=torch.float64) * torch.rand(n, 1, generator=g, dtype=torch.float64).add(0.5)
     a = q @ torch.diag_embed(eig) @ q.transpose(1, 2)  # (N, 6, 6) symmetric positive definite
     b = torch.randn(n, 6, generator=g, dtype=torch.float64)
-    x = _cholesky_solve(_cholesky(a.permute(1, 2, 0)), b.T).T
+    low = _cholesky(a.permute(1, 2, 0))
+    x = _cholesky_solve(low, b.T).T
     np.testing.assert_allclose(x.numpy(), torch.linalg.solve(a, b).numpy(), rtol=1e-8, atol=1e-10)
+    bk = torch.randn(n, 6, 3, generator=g, dtype=torch.float64)  # three right-hand sides at once
+    xk = _cholesky_solve(low, bk.permute(1, 2, 0)).permute(2, 0, 1)
+    np.testing.assert_allclose(xk.numpy(), torch.linalg.solve(a, bk).numpy(), rtol=1e-8, atol=1e-10)
 
 
 def test_ik_step_is_the_weighted_damped_least_squares_step():

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from worldloop.envs.kinematics import norm
 from worldloop.rewards import orientation_error
 from worldloop.tasks.robots.franka import down_quat
 
@@ -99,7 +100,7 @@ class PhaseMachine:
         quat = down_quat(yaw)
         dt = self.env.step_dt
         actions = arm.actions_toward(pos, quat, close, max_step=pick("speed") * dt, max_rot_step=ROT_SPEED * dt)
-        reached = (torch.linalg.vector_norm(arm.grip_pos_w() - pos, dim=-1) < pick("tol")) & (
+        reached = (norm(arm.grip_pos_w() - pos) < pick("tol")) & (
             orientation_error(arm.grip_quat_w(), quat) < 0.1
         )
         done = reached & (self.steps >= torch.round(pick("wait") / dt)) & (idx < len(phases) - 1)
