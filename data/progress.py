@@ -53,7 +53,7 @@ class Progress:
         eta = dt / done * left if done > 0 else float("nan")
         eta_s = _fmt_s(eta) if eta == eta else "?"
         return (
-            f"[worldloop] collect {self.desc}: {self.episodes}/{self.total} episodes, {self.frames:,} frames, "
+            f"[worldloop] collect {self.desc}: {self.episodes}/{self.total} episodes, {self.frames:,} frames this run, "
             f"{self.frames_per_s:,.0f} frames/s, elapsed {_fmt_s(dt)}, ETA {eta_s}"
         )
 

@@ -88,7 +88,7 @@ def read_config(run_dir: str | Path) -> TrainCfg:
 
     path = Path(run_dir) / CONFIG
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: is {run_dir} a worldloop run directory?")
+        raise FileNotFoundError(_not_a_run(run_dir))
     saved = _load_json(path)
     train = dict(saved["train"])
     # Runs saved before the agent had its own section kept it inside "train".
@@ -108,8 +108,21 @@ def read_backend(run_dir: str | Path) -> str:
     """
     path = Path(run_dir) / CONFIG
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: is {run_dir} a worldloop run directory?")
+        raise FileNotFoundError(_not_a_run(run_dir))
     return _load_json(path)["backend"]
+
+
+def _not_a_run(run_dir: str | Path) -> str:
+    """The message for a directory without ``config.json``, naming the runs found inside it (a task's folder
+    of runs) or beside it (a mistyped date)."""
+    d = Path(run_dir)
+    msg = f"{d / CONFIG} not found: is {run_dir} a worldloop run directory?"
+    for where, parent in (("in it", d), ("beside it", d.parent)):
+        runs = sorted(p.parent.name for p in parent.glob(f"*/{CONFIG}")) if parent.is_dir() else []
+        if runs:
+            shown = ", ".join(runs[-5:]) + (f" (and {len(runs) - 5} more)" if len(runs) > 5 else "")
+            return f"{msg} Runs {where} ({parent}): {shown}"
+    return msg
 
 
 def _load_json(path: Path) -> dict:

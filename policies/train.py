@@ -167,6 +167,13 @@ def check_train_cfg(cfg: TrainCfg) -> TrainCfg:
     return cfg
 
 
+
+def _bf16_update(alg, cfg) -> bool:
+    """Whether the PPO update runs its products in bfloat16: the MLP update with ``mixed_precision`` on;
+    the world-action policy's update ignores the setting (``PPOCfg.mixed_precision``)."""
+    return cfg.policy != "world-action" and bool(getattr(alg, "use_mixed_precision", False))
+
+
 def train(cfg: TrainCfg) -> dict:
     """Train (or resume ``cfg.resume``), write the run directory, evaluate the final policy.
 
@@ -239,7 +246,7 @@ def train(cfg: TrainCfg) -> dict:
         print(
             f"[worldloop] training {cfg.task} on {env.backend_name}/{device}: {cfg.num_envs} envs x "
             f"{world} process(es) x {cfg.max_iterations} iterations"
-            f"{', bfloat16 update' if getattr(runner.alg, 'use_mixed_precision', False) else ''} -> {path}",
+            f"{', bfloat16 update' if _bf16_update(runner.alg, cfg) else ''} -> {path}",
             flush=True,
         )
     t0 = time.perf_counter()

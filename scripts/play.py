@@ -59,6 +59,8 @@ def play(cfg: PlayCfg) -> dict:
     path = Path(cfg.run)
     saved = run_dir.read_config(path)
     task = saved.task
+    if cfg.video:
+        _require_pyav()  # before the evaluation, not after it
     num_envs = min(cfg.episodes, 1024) if cfg.num_envs is None else cfg.num_envs
     terms = None
     if cfg.rand:
@@ -86,15 +88,25 @@ def play(cfg: PlayCfg) -> dict:
         f"{result.episodes} episodes, mean return {result.mean_return:.2f}",
         flush=True,
     )
+    name = env.backend_name + ("_plan" if cfg.plan else "") + ("_rand" if cfg.rand else "")
+    run_dir.write_play(path, name, out)  # the evaluation is kept even if the video fails (e.g. no GL context)
     if cfg.video:
         video = path / run_dir.VIDEO
         frames = record_video(env, policy, video, steps=cfg.video_steps)
         log_video_to_tensorboard(path, "Play/video", frames, fps=1.0 / env.step_dt)
         out["video"] = str(video)
         print(f"[worldloop] video: {video} ({len(frames)} frames)", flush=True)
-    run_dir.write_play(path, env.backend_name + ("_plan" if cfg.plan else "") + ("_rand" if cfg.rand else ""), out)
+        run_dir.write_play(path, name, out)
     env.close()
     return out
+
+
+def _require_pyav() -> None:
+    """Raises ImportError naming the extra to install when PyAV (the mp4 writer) is missing."""
+    try:
+        import av  # noqa: F401
+    except ImportError as e:
+        raise ImportError('video needs PyAV: python -m pip install -e ".[video]"  (or pip install av)') from e
 
 
 def record_video(
@@ -107,10 +119,9 @@ def record_video(
     (``target_pos_w``) as a green sphere. Returns the frames ``(T, H, W, 3)`` uint8."""
     import mujoco
 
-    try:
-        import av
-    except ImportError as e:
-        raise ImportError("video needs PyAV: pip install av  (or worldloop[test])") from e
+    _require_pyav()
+    import av
+
     fps = fps or 1.0 / env.step_dt
     targets: list[torch.Tensor | None] = []
 

@@ -5,6 +5,7 @@ Every field of an existing term is also an ordinary option (``--env.randomizatio
 
     worldloop train Franka-Lift-v0 --rand obs_noise=off --rand cube_size.kind=geom_size \\
         --rand cube_size.targets=cube --rand cube_size.range=0.9,1.1
+    worldloop play --run RUN --rand @runs/.../sim2real/fitted_randomization.json
 
     items, argv = pop_rand_options(argv)            # before the rest of argv is parsed
     cfg.randomization = apply_rand_options(cfg.randomization, items)
@@ -24,7 +25,8 @@ RAND_HELP = (
     "change the task's randomization preset, repeatable: 'obs_noise.range=-0.02,0.02', "
     "'cube_friction.op=abs', 'NAME=off' drops a term, 'new.kind=body_mass' (with new.targets, "
     "new.range) adds one. Fields: kind, range, targets, mode, dist, op, components, shared, "
-    "interval_s, max_range (see worldloop/envs/randomization/__init__.py)"
+    "interval_s, max_range (see worldloop/envs/randomization/__init__.py); '@FILE.json' adds or replaces "
+    "the terms of a preset file (e.g. worldloop sim2real's fitted_randomization.json)"
 )
 """Help text of ``--rand NAME.FIELD=VALUE``."""
 
@@ -69,11 +71,38 @@ def apply_rand_options(terms: Mapping[str, RandTerm | Mapping], items: list[str]
         raise ConfigError(str(e)) from None
 
 
+def _read_preset_file(path: str) -> dict[str, RandTerm]:
+    """The terms of a JSON preset file, ``{name: {RandTerm field: value}}`` (what ``worldloop sim2real``
+    writes as ``fitted_randomization.json``)."""
+    import json
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"--rand @{path}: no such preset file")
+    try:
+        data = json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--rand @{path}: not valid JSON ({e})") from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise ValueError(f"--rand @{path}: expected an object of terms, {{name: {{kind, range, ...}}}}")
+    out = {}
+    for name, fields in data.items():
+        try:
+            out[name] = coerce(name, fields)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"--rand @{path}: term {name!r}: {e}") from None
+    return out
+
+
 def _apply(terms: Mapping[str, RandTerm | Mapping], items: list[str]) -> dict[str, RandTerm]:
     out = {name: coerce(name, t) for name, t in terms.items()}
     new: dict[str, dict[str, Any]] = {}
     kinds = {f.name: f.type for f in dataclasses.fields(RandTerm)}
     for item in items:
+        if item.startswith("@"):  # a preset file: its terms replace those of the same name or are added
+            out.update(_read_preset_file(item[1:]))
+            continue
         key, sep, raw = item.partition("=")
         if not sep:
             raise ValueError(f"--rand {item!r}: expected NAME.FIELD=VALUE or NAME=off")

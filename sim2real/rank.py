@@ -30,6 +30,10 @@ from worldloop.policies.train import inference_policy
 from worldloop.sim2real.common import coerce_terms, episode_stats, jsonable, load_policy, pin_nominal, run_terms
 
 
+MIN_CHECKPOINTS = 6
+"""Fewest checkpoints :func:`rank_fidelity` accepts by default: r and MMRV over fewer policies say little."""
+
+
 class TooFewCheckpointsError(ValueError):
     """Fewer checkpoints than a rank correlation needs to mean something."""
 
@@ -151,7 +155,7 @@ def rank_fidelity(
     episodes: int = 200,
     num_envs: int | None = None,
     seed: int = 0,
-    min_checkpoints: int = 6,
+    min_checkpoints: int = MIN_CHECKPOINTS,
     device: str | None = None,
 ) -> dict:
     """Success of every checkpoint in the ``sim`` and ``reference`` settings, Pearson r and MMRV.

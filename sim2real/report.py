@@ -33,7 +33,7 @@ from worldloop.envs.randomization import RandTerm
 from worldloop.policies import run_dir
 from worldloop.sim2real.common import jsonable
 from worldloop.sim2real.logs import RobotLogs, read_logs
-from worldloop.sim2real.rank import plot_rank, rank_fidelity, run_checkpoints
+from worldloop.sim2real.rank import MIN_CHECKPOINTS, plot_rank, rank_fidelity, run_checkpoints
 from worldloop.sim2real.reality import FRANKA_PARAMS, HIDDEN_CHANGES, check_reality_item, collect_reality
 from worldloop.sim2real.robustness import NoRandomizationError, plot_robustness, robustness
 from worldloop.sim2real.sysid import SysIdCfg, SysIdResult, identify
@@ -166,6 +166,15 @@ def write_report(cfg: ReportCfg, progress: Callable[[str], None] = print) -> dic
             f"{run} was trained without randomization, so it has no parameters to sweep: pass --terms-from "
             "<run trained with randomization> to sweep that run's terms, or --no-robustness"
         )
+    skipped: dict[str, str] = {}
+    n_checkpoints = len(run_checkpoints(run))
+    if cfg.rank and n_checkpoints < MIN_CHECKPOINTS:
+        # Said now, not after the slow parts: the rest of the report is still written.
+        skipped["rank_fidelity"] = (
+            f"{run} has {n_checkpoints} model_<it>.pt checkpoints and ranking fidelity needs at least "
+            f"{MIN_CHECKPOINTS}: train with a smaller --save-interval (e.g. max_iterations / 10), or pass --no-rank"
+        )
+        progress(f"[sim2real] ranking fidelity will be skipped: {skipped['rank_fidelity']}")
     out.mkdir(parents=True, exist_ok=True)
     t_all = time.perf_counter()
     report: dict[str, Any] = {
@@ -234,11 +243,11 @@ def write_report(cfg: ReportCfg, progress: Callable[[str], None] = print) -> dic
         report["plots"]["replay"] = _plot_replay(report["replay"], out / "replay.png").name
         report["plots"]["sysid"] = _plot_sysid(report["sysid"], out / "sysid.png").name
         preset = {k: dataclasses.asdict(v) for k, v in fit.preset().items()}
-        (out / "fitted_randomization.json").write_text(json.dumps(preset, indent=2) + "\n")
+        (out / "fitted_randomization.json").write_text(json.dumps(preset, indent=2, allow_nan=False) + "\n")
         report["sysid"]["preset_file"] = "fitted_randomization.json"
 
     report["rank_fidelity"] = None
-    if cfg.rank:
+    if cfg.rank and "rank_fidelity" not in skipped:
         reference: Any
         terms = None
         ref = cfg.rank_reference
@@ -247,7 +256,11 @@ def write_report(cfg: ReportCfg, progress: Callable[[str], None] = print) -> dic
         elif ref == "auto":
             ref = "reality" if _has_params(task, cfg.reality_changes) else _other_backend(run_dir.read_backend(run))
         if ref is None:
-            progress("[sim2real] ranking fidelity skipped: no reference (one backend, no reality parameters)")
+            skipped["rank_fidelity"] = (
+                "no reference setting: one backend installed and no reality parameters in the task's scene; "
+                "pass --rank-pins or --rank-reference"
+            )
+            progress(f"[sim2real] ranking fidelity skipped: {skipped['rank_fidelity']}")
         if ref == "pins":
             reference = {"pins": dict(cfg.rank_pins)}
         elif ref == "reality":
@@ -262,6 +275,7 @@ def write_report(cfg: ReportCfg, progress: Callable[[str], None] = print) -> dic
             report["rank_fidelity"] = rk
             report["plots"]["rank_fidelity"] = plot_rank(rk, out / "rank_fidelity.png").name
 
+    report["skipped"] = skipped
     report["seconds"] = time.perf_counter() - t_all
     report = jsonable(report)
     (out / "report.json").write_text(json.dumps(report, indent=1, allow_nan=False) + "\n")
@@ -457,6 +471,8 @@ def markdown(report: dict) -> str:
         f"{report['seconds']:.0f} s.",
         "",
     ]
+    for section, why in (report.get("skipped") or {}).items():
+        L += [f"**{section.replace('_', ' ').capitalize()} skipped**: {why}.", ""]
     tr = report.get("transfer")
     if tr:
         cols = ("backend", "episodes", "success (95% CI)", "mean return (95% CI)", "success drop", "return drop")

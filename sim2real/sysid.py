@@ -152,17 +152,23 @@ class SysIdResult:
     def preset(self, width: float = 3.0, min_rel: float = 0.05) -> dict[str, RandTerm]:
         """A randomization preset centred on the fit: each ``scale`` term's range is the fit +- ``width``
         standard deviations (at least +- ``min_rel`` of it), within the term's bounds; latency pinned;
-        parameters not fitted left out."""
+        parameters not fitted, or fitted to a non-finite value, left out. A parameter whose standard
+        deviation is unknown (non-finite: too few informative frames, e.g. no static hold for the mass)
+        keeps its whole search range: the fit says nothing tighter."""
         out = {}
         for name, v in self.values.items():
-            if name in self.unfitted:
+            if name in self.unfitted or not math.isfinite(v):
                 continue
             t = self.params[name]
             if t.kind == "action_latency":
                 out[name] = RandTerm(kind=t.kind, range=(v, v), mode="reset")
                 continue
-            half = max(width * self.std.get(name, 0.0), min_rel * v)
-            lo, hi = max(v - half, t.range[0]), min(v + half, t.range[1])
+            std = self.std.get(name, 0.0)
+            if math.isfinite(std):
+                half = max(width * std, min_rel * v)
+                lo, hi = max(v - half, t.range[0]), min(v + half, t.range[1])
+            else:
+                lo, hi = t.range
             out[name] = RandTerm(kind=t.kind, targets=t.targets, range=(round(lo, 4), round(hi, 4)), mode="reset",
                                  shared=t.shared)  # fmt: skip
         return out

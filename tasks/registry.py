@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,8 +69,11 @@ def get_task(task_id: str) -> TaskSpec:
         return _REGISTRY[task_id]
     except KeyError:
         known = ", ".join(sorted(_REGISTRY)) or "(none)"
+        near = difflib.get_close_matches(task_id, list(_REGISTRY), n=1, cutoff=0.6)
+        near = [k for k in _REGISTRY if k.lower() == task_id.lower()] or near  # ids are case-sensitive
+        hint = f" Did you mean {near[0]!r}?" if near else ""
         raise KeyError(
-            f"unknown task id {task_id!r}; registered tasks: {known}. A task of your own module registers when "
+            f"unknown task id {task_id!r}.{hint} Registered tasks: {known}. A task of your own module registers when "
             "the module is imported: in Python, import it first; on the command line, run the command through "
             "it (python my_task.py <command> ...)"
         ) from None

@@ -157,7 +157,8 @@ def test_episode_stats_report_finished_episodes():
 @pytest.mark.parametrize(
     ("kwargs", "exc", "words"),
     [
-        ({"task_id": "Franka-Rech-v0"}, KeyError, ["Franka-Rech-v0", "Franka-Reach-v0"]),
+        ({"task_id": "Franka-Rech-v0"}, KeyError, ["Franka-Rech-v0", "Did you mean 'Franka-Reach-v0'?"]),
+        ({"task_id": "franka-reach-v0"}, KeyError, ["Did you mean 'Franka-Reach-v0'?"]),
         ({"task_id": "Cartpole-v0", "backend": "physx"}, ValueError, ["physx", "mujoco", "newton"]),
         ({"task_id": "Cartpole-v0", "num_envs": 0}, ValueError, ["num_envs"]),
         ({"task_id": "Cartpole-v0", "decimaton": 2}, TypeError, ["decimaton", "decimation"]),

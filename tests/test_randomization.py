@@ -9,6 +9,7 @@ gets a known value.
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import mujoco
 import numpy as np
@@ -321,6 +322,35 @@ def test_command_line_overrides_of_a_preset():
     assert "obs_noise" not in cfg.env.randomization and "actuator_kp" in cfg.env.randomization
     assert cfg.env.randomization["actuator_kp"].range == (1.0, 2.0)
     assert "obs_noise" in parse(["--task", "Franka-Reach-v0"]).env.randomization
+
+
+def test_a_preset_file_adds_and_replaces_terms(tmp_path):
+    """``--rand @FILE`` reads a preset as sim2real writes it (``fitted_randomization.json``); a bad file is
+    refused naming it."""
+    import json
+
+    from worldloop.sim2real.reality import FRANKA_PARAMS
+    from worldloop.tasks.franka_lift import LiftV1Cfg
+
+    fitted = {
+        "object_mass": {**dataclasses.asdict(FRANKA_PARAMS["object_mass"]), "range": [1.5, 1.7]},
+        "latency": {**dataclasses.asdict(FRANKA_PARAMS["latency"]), "range": [1, 1]},
+    }
+    path = tmp_path / "fitted_randomization.json"
+    path.write_text(json.dumps(fitted))
+    terms = apply_rand_options(LiftV1Cfg().randomization, [f"@{path}", "obs_noise=off"])
+    assert terms["object_mass"].range == (1.5, 1.7) and terms["latency"].range == (1, 1)
+    assert "joint_damping" in terms and "obs_noise" not in terms
+    env = worldloop.make("Franka-Lift-v1", num_envs=4, seed=0, randomization=terms)
+    env.reset()
+    assert torch.all((env.randomizer.values()["object_mass"] >= 1.5) & (env.randomizer.values()["object_mass"] <= 1.7))
+    env.close()
+    (tmp_path / "bad.json").write_text("{not json")
+    (tmp_path / "field.json").write_text(json.dumps({"m": {"kind": "body_mass", "rnage": [1, 2]}}))
+    for arg, words in ((f"@{tmp_path / 'none.json'}", "no such preset file"), (f"@{tmp_path / 'bad.json'}", "not valid JSON"),
+                       (f"@{tmp_path / 'field.json'}", "term 'm'.*rnage")):  # fmt: skip
+        with pytest.raises(ValueError, match=words):
+            apply_rand_options(terms, [arg])
 
 
 def test_rand_options_are_popped_from_the_command_line_in_order():

@@ -203,6 +203,25 @@ def test_report_json_validates_against_its_schema_and_plots_are_written(cartpole
         validate(broken)
 
 
+def test_report_with_too_few_checkpoints_skips_ranking_says_so_first_and_keeps_the_rest(cartpole_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(cartpole_run, run)
+    for ckpt in sorted(run.glob("model_*.pt"))[2:]:
+        ckpt.unlink()
+    said: list[str] = []
+    cfg = ReportCfg(run=str(run), out=str(tmp_path / "report"), backends=("mujoco",), episodes=16,
+                    robustness=False, rank_pins={"pole_mass": 2.0}, rank_episodes=16)  # fmt: skip
+    report = write_report(cfg, progress=said.append)
+    assert report["rank_fidelity"] is None and report["transfer"] is not None
+    assert "2 model_<it>.pt checkpoints" in report["skipped"]["rank_fidelity"]
+    assert "--save-interval" in report["skipped"]["rank_fidelity"] and "--no-rank" in report["skipped"]["rank_fidelity"]
+    assert "skipped" in said[0] and said[1].startswith("[sim2real] transfer")  # before the slow parts
+    validate(json.loads((tmp_path / "report" / "report.json").read_text()))
+    assert "**Rank fidelity skipped**" in (tmp_path / "report" / "report.md").read_text()
+
+
 def test_report_refuses_robustness_of_a_run_without_randomization_before_running(tmp_path):
     from worldloop.policies.train import TrainCfg, train
 

@@ -71,3 +71,24 @@ def test_a_mass_no_log_holds_still_is_left_at_nominal_and_reported(tmp_path):
     assert "static hold" in fit.unfitted["object_mass"]
     assert not fit.identified("object_mass")
     assert "object_mass" not in fit.preset() and "object_mass" not in fit.to_json()["std"]
+
+
+def test_a_fit_of_unknown_uncertainty_gives_its_search_range_not_nan():
+    """A preset written from a fit must be a usable randomization (finite ranges, strict JSON)."""
+    import json
+    import math
+
+    from worldloop.sim2real.sysid import SysIdResult
+
+    params = {k: FRANKA_PARAMS[k] for k in ("object_mass", "object_friction", "arm_kp", "latency")}
+    fit = SysIdResult(
+        values={"object_mass": 1.5, "object_friction": 0.6, "arm_kp": float("nan"), "latency": 1},
+        std={"object_mass": float("nan"), "object_friction": 0.01, "arm_kp": float("nan"), "latency": 0.0},
+        loss_nominal=1.0, loss_fit=0.1, latency_losses={}, history=[], evaluations=0, seconds=0.0, params=params,
+    )  # fmt: skip
+    preset = fit.preset()
+    assert preset["object_mass"].range == FRANKA_PARAMS["object_mass"].range  # std unknown: the whole range
+    assert preset["object_friction"].range == (0.57, 0.63)  # +- 3 std
+    assert "arm_kp" not in preset and preset["latency"].range == (1, 1)
+    assert all(math.isfinite(x) for t in preset.values() for x in t.range)
+    json.dumps({k: list(t.range) for k, t in preset.items()}, allow_nan=False)

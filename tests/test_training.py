@@ -121,6 +121,26 @@ def test_play_with_rand_evaluates_shifted_physics_beside_the_nominal_report(tiny
         play_main(["--run", str(tiny_run), "--episodes", "8", "--rand", "pole_mas.range=3,3"])
 
 
+def test_play_on_a_folder_of_runs_or_a_mistyped_run_names_the_runs_there(tiny_run):
+    from worldloop.policies.run_dir import read_config
+
+    with pytest.raises(FileNotFoundError, match=rf"Runs in it .*{tiny_run.name}"):
+        read_config(tiny_run.parent)  # the task's folder of runs
+    with pytest.raises(FileNotFoundError, match=rf"Runs beside it .*{tiny_run.name}"):
+        read_config(tiny_run.parent / "2026-01-01_00-00-00")  # a mistyped date
+
+
+def test_play_video_without_pyav_is_refused_before_the_evaluation(tiny_run, monkeypatch):
+    from worldloop.scripts import play
+
+    evaluated = []
+    monkeypatch.setitem(sys.modules, "av", None)  # as if PyAV were not installed
+    monkeypatch.setattr(play, "evaluate", lambda *a, **k: evaluated.append(1))
+    with pytest.raises(ImportError, match=r"video needs PyAV.*\[video\]"):
+        play.main(["--run", str(tiny_run), "--episodes", "8", "--video"])
+    assert not evaluated
+
+
 def test_play_reports_success_and_writes_a_watchable_video(tiny_run):
     import av
 
