@@ -167,7 +167,6 @@ def check_train_cfg(cfg: TrainCfg) -> TrainCfg:
     return cfg
 
 
-
 def _bf16_update(alg, cfg) -> bool:
     """Whether the PPO update runs its products in bfloat16: the MLP update with ``mixed_precision`` on;
     the world-action policy's update ignores the setting (``PPOCfg.mixed_precision``)."""

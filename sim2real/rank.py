@@ -29,7 +29,6 @@ from worldloop.policies import run_dir
 from worldloop.policies.train import inference_policy
 from worldloop.sim2real.common import coerce_terms, episode_stats, jsonable, load_policy, pin_nominal, run_terms
 
-
 MIN_CHECKPOINTS = 6
 """Fewest checkpoints :func:`rank_fidelity` accepts by default: r and MMRV over fewer policies say little."""
 

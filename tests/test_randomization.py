@@ -347,10 +347,10 @@ def test_a_preset_file_adds_and_replaces_terms(tmp_path):
     env.close()
     (tmp_path / "bad.json").write_text("{not json")
     (tmp_path / "field.json").write_text(json.dumps({"m": {"kind": "body_mass", "rnage": [1, 2]}}))
-    for arg, words in ((f"@{tmp_path / 'none.json'}", "no such preset file"), (f"@{tmp_path / 'bad.json'}", "not valid JSON"),
-                       (f"@{tmp_path / 'field.json'}", "term 'm'.*rnage")):  # fmt: skip
+    cases = {"none.json": "no such preset file", "bad.json": "not valid JSON", "field.json": "term 'm'.*rnage"}
+    for name, words in cases.items():
         with pytest.raises(ValueError, match=words):
-            apply_rand_options(terms, [arg])
+            apply_rand_options(terms, [f"@{tmp_path / name}"])
 
 
 def test_rand_options_are_popped_from_the_command_line_in_order():

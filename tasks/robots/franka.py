@@ -56,9 +56,9 @@ import torch
 from worldloop.envs.kinematics import (
     ForwardKinematics,
     JointGravity,
-    norm,
     Poses,
     SiteJacobian,
+    norm,
     quat_conjugate,
     quat_from_rotvec,
     quat_from_yaw,

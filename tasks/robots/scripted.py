@@ -100,9 +100,7 @@ class PhaseMachine:
         quat = down_quat(yaw)
         dt = self.env.step_dt
         actions = arm.actions_toward(pos, quat, close, max_step=pick("speed") * dt, max_rot_step=ROT_SPEED * dt)
-        reached = (norm(arm.grip_pos_w() - pos) < pick("tol")) & (
-            orientation_error(arm.grip_quat_w(), quat) < 0.1
-        )
+        reached = (norm(arm.grip_pos_w() - pos) < pick("tol")) & (orientation_error(arm.grip_quat_w(), quat) < 0.1)
         done = reached & (self.steps >= torch.round(pick("wait") / dt)) & (idx < len(phases) - 1)
         self.steps = torch.where(done, 0, self.steps + 1)
         self.phase = self.phase + done.long()
