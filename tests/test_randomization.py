@@ -353,6 +353,25 @@ def test_a_preset_file_adds_and_replaces_terms(tmp_path):
             apply_rand_options(terms, [f"@{tmp_path / name}"])
 
 
+def test_the_critic_can_see_the_physical_draws_and_the_policy_cannot():
+    terms = {
+        "cube_friction": RandTerm(kind="geom_friction", targets="cube", range=(0.5, 1.5), mode="reset"),
+        "latency": RandTerm(kind="action_latency", range=(0, 2)),
+        "obs_noise": RandTerm(kind="obs_noise", dist="gaussian", range=(-0.002, 0.002)),
+    }
+    plain = worldloop.make("Franka-Lift-v1", num_envs=8, seed=0, randomization=terms)
+    env = worldloop.make("Franka-Lift-v1", num_envs=8, seed=0, randomization=terms, critic_sees_randomization=True)
+    (o_plain, _), (obs, _) = plain.reset(), env.reset()
+    assert obs["policy"].shape == o_plain["policy"].shape and obs["critic"].shape[1] == o_plain["critic"].shape[1] + 2
+    v = env.randomizer.values()  # the physical terms in term order; observation noise is not a parameter
+    torch.testing.assert_close(obs["critic"][:, -2:], torch.cat((v["cube_friction"], v["latency"]), -1))
+    env.randomizer.set("cube_friction", 0.6)  # pinned values are what the critic sees next
+    obs, *_ = env.step(torch.zeros(8, env.action_dim))
+    assert torch.all(obs["critic"][:, -2] == 0.6)
+    plain.close()
+    env.close()
+
+
 def test_rand_options_are_popped_from_the_command_line_in_order():
     argv = ["--task", "Franka-Lift-v0", "--rand", "obs_noise=off", "--num-envs", "8", "--rand=a.range=1,2", "--seed=3"]
     items, rest = pop_rand_options(argv)

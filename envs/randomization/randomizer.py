@@ -68,6 +68,9 @@ class Randomizer:
         self._by_mode = {mode: [t for t in self.terms.values() if t.mode == mode] for mode in MODES}
         self._action_terms = [t for t in self.terms.values() if t.kind.group == "action"]
         self._obs_terms = [t for t in self.terms.values() if t.kind.group == "obs"]
+        self._privileged: list[Term] = []
+        if getattr(env.cfg, "critic_sees_randomization", False):
+            self._privileged = [t for t in self.terms.values() if t.kind.group in ("model", "latency")]
         self._params.add_terms(list(self.terms.values()))
         # Every term gets a draw for every env now; startup and interval draws are applied here.
         everyone = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
@@ -169,8 +172,17 @@ class Randomizer:
         return signals.noise_actions(self._action_terms, actions, self._sample, self.env.cfg.action_clip)
 
     def observe(self, obs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Observation groups with the obs terms applied (new tensors; the task's are not modified)."""
-        return signals.noise_obs(self._obs_terms, obs, self._sample)
+        """Observation groups with the obs terms applied (new tensors; the task's are not modified); with
+        ``critic_sees_randomization`` in the task config, ``obs["critic"]`` gets :meth:`privileged` appended."""
+        obs = signals.noise_obs(self._obs_terms, obs, self._sample)
+        if self._privileged and "critic" in obs:
+            obs = {**obs, "critic": torch.cat((obs["critic"], self.privileged()), dim=-1)}
+        return obs
+
+    def privileged(self) -> torch.Tensor:
+        """``(num_envs, n)`` the current draws of the physical terms (model parameters, action latency), in
+        term order: what ``critic_sees_randomization`` appends to the critic's observation."""
+        return torch.cat([t.draw for t in self._privileged], dim=-1)
 
     # ------------------------------------------------------------------ reading, setting, curriculum
     def _get(self, name: str) -> Term:
