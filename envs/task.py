@@ -38,11 +38,12 @@ class TaskCfg:
     randomization: dict[str, RandTerm] = field(default_factory=dict)
     """Domain randomization terms by name (``envs/randomization/``); tasks override this with
     their preset; ``--rand NAME.FIELD=VALUE`` on the command line."""
-    critic_sees_randomization: bool = False
-    """Append the draws of the physical randomization terms (model parameters and action latency, one
-    column per draw: factors of nominal for ``scale`` terms, steps for latency) to ``obs["critic"]``: the
-    critic knows the physics the policy has to infer (asymmetric actor-critic, Pinto et al., "Asymmetric
-    Actor Critic for Image-Based Robot Learning", RSS 2018). ``obs["policy"]`` is unchanged."""
+    critic_randomization: tuple[str, ...] = ()
+    """Names of physical randomization terms (model parameters, action latency) whose draws are appended to
+    ``obs["critic"]``, in this order, one column per draw (factors of nominal for ``scale`` terms, steps for
+    latency): the critic knows the physics the policy has to infer (asymmetric actor-critic, Pinto et al.,
+    "Asymmetric Actor Critic for Image-Based Robot Learning", RSS 2018). ``obs["policy"]`` is unchanged. Named,
+    not "all", so that an evaluation adding terms (a sweep, a held-out reality) keeps the critic's width."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -360,16 +360,24 @@ def test_the_critic_can_see_the_physical_draws_and_the_policy_cannot():
         "obs_noise": RandTerm(kind="obs_noise", dist="gaussian", range=(-0.002, 0.002)),
     }
     plain = worldloop.make("Franka-Lift-v1", num_envs=8, seed=0, randomization=terms)
-    env = worldloop.make("Franka-Lift-v1", num_envs=8, seed=0, randomization=terms, critic_sees_randomization=True)
+    named = ("latency", "cube_friction")
+    env = worldloop.make("Franka-Lift-v1", num_envs=8, seed=0, randomization=terms, critic_randomization=named)
     (o_plain, _), (obs, _) = plain.reset(), env.reset()
     assert obs["policy"].shape == o_plain["policy"].shape and obs["critic"].shape[1] == o_plain["critic"].shape[1] + 2
-    v = env.randomizer.values()  # the physical terms in term order; observation noise is not a parameter
-    torch.testing.assert_close(obs["critic"][:, -2:], torch.cat((v["cube_friction"], v["latency"]), -1))
+    v = env.randomizer.values()  # the named terms, in the order named
+    torch.testing.assert_close(obs["critic"][:, -2:], torch.cat((v["latency"], v["cube_friction"]), -1))
     env.randomizer.set("cube_friction", 0.6)  # pinned values are what the critic sees next
     obs, *_ = env.step(torch.zeros(8, env.action_dim))
-    assert torch.all(obs["critic"][:, -2] == 0.6)
-    plain.close()
-    env.close()
+    assert torch.all(obs["critic"][:, -1] == 0.6)
+    # A term added for an evaluation (here the preset's cube mass, and a new one) leaves the critic's width.
+    more = {**terms, "kp": RandTerm(kind="actuator_stiffness", targets="actuator[1-7]", range=(0.8, 1.2))}
+    wide = worldloop.make("Franka-Lift-v1", num_envs=8, seed=0, randomization=more, critic_randomization=named)
+    assert wide.reset()[0]["critic"].shape == obs["critic"].shape
+    for bad in (("obs_noise",), ("nope",)):
+        with pytest.raises(ValueError, match="not a physical randomization term.*cube_friction"):
+            worldloop.make("Franka-Lift-v1", num_envs=2, seed=0, randomization=terms, critic_randomization=bad)
+    for e in (plain, env, wide):
+        e.close()
 
 
 def test_rand_options_are_popped_from_the_command_line_in_order():

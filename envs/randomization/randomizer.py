@@ -69,8 +69,15 @@ class Randomizer:
         self._action_terms = [t for t in self.terms.values() if t.kind.group == "action"]
         self._obs_terms = [t for t in self.terms.values() if t.kind.group == "obs"]
         self._privileged: list[Term] = []
-        if getattr(env.cfg, "critic_sees_randomization", False):
-            self._privileged = [t for t in self.terms.values() if t.kind.group in ("model", "latency")]
+        for name in getattr(env.cfg, "critic_randomization", ()):
+            t = self.terms.get(name)
+            if t is None or t.kind.group not in ("model", "latency"):
+                physical = [n for n, u in self.terms.items() if u.kind.group in ("model", "latency")]
+                raise ValueError(
+                    f"critic_randomization: {name!r} is not a physical randomization term of this env; "
+                    f"physical terms: {physical}"
+                )
+            self._privileged.append(t)
         self._params.add_terms(list(self.terms.values()))
         # Every term gets a draw for every env now; startup and interval draws are applied here.
         everyone = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
@@ -173,15 +180,15 @@ class Randomizer:
 
     def observe(self, obs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Observation groups with the obs terms applied (new tensors; the task's are not modified); with
-        ``critic_sees_randomization`` in the task config, ``obs["critic"]`` gets :meth:`privileged` appended."""
+        ``critic_randomization`` in the task config, ``obs["critic"]`` gets :meth:`privileged` appended."""
         obs = signals.noise_obs(self._obs_terms, obs, self._sample)
         if self._privileged and "critic" in obs:
             obs = {**obs, "critic": torch.cat((obs["critic"], self.privileged()), dim=-1)}
         return obs
 
     def privileged(self) -> torch.Tensor:
-        """``(num_envs, n)`` the current draws of the physical terms (model parameters, action latency), in
-        term order: what ``critic_sees_randomization`` appends to the critic's observation."""
+        """``(num_envs, n)`` the current draws of the terms named in ``critic_randomization``, in that order:
+        what is appended to the critic's observation."""
         return torch.cat([t.draw for t in self._privileged], dim=-1)
 
     # ------------------------------------------------------------------ reading, setting, curriculum
