@@ -238,7 +238,18 @@ def main(argv: Sequence[str] | None = None) -> dict:
             r = br.randomization_overhead(
                 a.task, a.num_envs, a.steps or 20, backend=a.backend or "mujoco", repeats=a.repeats or 10
             )
-        print(json.dumps(r))
+        if a.json:
+            print(json.dumps(r))
+        elif a.parameter_mechanisms:
+            ways = ", ".join(f"{k.removesuffix('_ms_median')} {v} ms" for k, v in r.items() if k.endswith("_ms_median"))
+            print(f"{r['scene']}, {r['num_envs']} envs, {r['nstep']} substeps per call, median per call: {ways}")
+        else:
+            print(
+                f"{r['task']} on {r['backend']}, {r['num_envs']} envs, terms {', '.join(r['terms']) or 'none'}: "
+                f"{r['env_steps_per_s_with']:,} env-steps/s with them, {r['env_steps_per_s_without']:,} without; "
+                f"ratio {r['ratio_wall_best']:.3f} (best wall clock of {r['repeats']} rounds), "
+                f"{r['ratio_cpu_median']:.3f} (median CPU time)"
+            )
         return r
     overrides = {"randomization": {}} if a.no_randomization else {}
     if a.decimation is not None:

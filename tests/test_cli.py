@@ -105,6 +105,15 @@ def test_bench_reports_ratio_to_raw_physics():
     assert max(per_round) >= res["ratio_to_raw"] * (1 - 1e-9)
 
 
+def test_bench_randomization_overhead_prints_a_line_or_json():
+    args = ("bench", "--task", "Cartpole-v0", "--num-envs", "8", "--steps", "5", "--repeats", "2")
+    args += ("--randomization-overhead",)
+    text = run(*args).stdout.strip().splitlines()[-1]
+    res = json.loads(run(*args, "--json").stdout.strip().splitlines()[-1])
+    assert text.startswith("Cartpole-v0 on mujoco, 8 envs, terms ") and "env-steps/s with them" in text
+    assert res["terms"] and res["env_steps_per_s_with"] > 0 and res["env_steps_per_s_without"] > 0
+
+
 def test_bench_suite_prints_one_row_per_task():
     out = run("bench", "--suite", "--tasks", "Cartpole-v0", "Franka-Reach-v0", "--num-envs", "8", "--steps", "5").stdout
     rows = [line for line in out.splitlines() if line.startswith("| ")]
