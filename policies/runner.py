@@ -34,6 +34,7 @@ from rsl_rl.runners import OnPolicyRunner  # noqa: TID253 - imported only when t
 from rsl_rl.storage import RolloutStorage  # noqa: TID253 - imported only when training
 
 from worldloop.policies import run_dir
+from worldloop.policies.onnx_export import quiet_onnx_export
 from worldloop.policies.run_dir import CheckpointError
 
 __all__ = [
@@ -317,17 +318,18 @@ class Runner(OnPolicyRunner):
         batch = torch.export.Dim("batch")
         dynamic = tuple({0 if i == 0 else 1: batch} for i in range(len(inputs)))
         os.makedirs(path, exist_ok=True)
-        torch.onnx.export(
-            model,
-            inputs,
-            os.path.join(path, filename),
-            export_params=True,
-            opset_version=18,
-            verbose=verbose,
-            input_names=model.input_names,
-            output_names=model.output_names,
-            dynamic_shapes=dynamic,
-        )
+        with quiet_onnx_export():
+            torch.onnx.export(
+                model,
+                inputs,
+                os.path.join(path, filename),
+                export_params=True,
+                opset_version=18,
+                verbose=verbose,
+                input_names=model.input_names,
+                output_names=model.output_names,
+                dynamic_shapes=dynamic,
+            )
 
     # ---- progress -----------------------------------------------------------------------
     def _log(self, *, it: int, start_it: int, total_it: int, collect_time: float, learn_time: float, **kw):

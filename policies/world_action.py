@@ -489,13 +489,16 @@ def export_world_model(model: WorldActionModel, path: str | Path, *, horizon: in
     path.parent.mkdir(parents=True, exist_ok=True)
     wm = WorldModelExport(model, horizon).eval()
     batch = torch.export.Dim("batch")
-    torch.onnx.export(
-        wm,
-        wm.get_dummy_inputs(),
-        str(path),
-        input_names=wm.input_names,
-        output_names=wm.output_names,
-        dynamic_shapes={"obs": {0: batch}, "actions": {0: batch}},
-        opset_version=18,
-    )
+    from worldloop.policies.onnx_export import quiet_onnx_export
+
+    with quiet_onnx_export():
+        torch.onnx.export(
+            wm,
+            wm.get_dummy_inputs(),
+            str(path),
+            input_names=wm.input_names,
+            output_names=wm.output_names,
+            dynamic_shapes={"obs": {0: batch}, "actions": {0: batch}},
+            opset_version=18,
+        )
     return path

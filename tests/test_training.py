@@ -109,6 +109,12 @@ def test_export_onnx_and_torchscript_match_torch(tiny_run):
     env.close()
 
 
+def test_export_on_the_command_line_prints_its_result_not_the_exporters_notes(tiny_run, tmp_path):
+    r = _cli("export", "--run", str(tiny_run), "--checkpoint", "last", cwd=tmp_path)
+    assert "[worldloop] exported" in r.stdout
+    assert "torchvision is not installed" not in r.stderr and "LeafSpec" not in r.stderr
+
+
 def test_play_with_rand_evaluates_shifted_physics_beside_the_nominal_report(tiny_run):
     from worldloop.policies.run_dir import ConfigError
     from worldloop.scripts.play import main as play_main
