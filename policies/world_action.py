@@ -39,6 +39,8 @@ from rsl_rl.modules import MLP  # noqa: TID253
 from tensordict import TensorDict
 from torch import nn
 
+from worldloop.policies.onnx_export import quiet_onnx_export
+
 __all__ = [
     "DynamicsEnsemble",
     "SimNorm",
@@ -489,8 +491,6 @@ def export_world_model(model: WorldActionModel, path: str | Path, *, horizon: in
     path.parent.mkdir(parents=True, exist_ok=True)
     wm = WorldModelExport(model, horizon).eval()
     batch = torch.export.Dim("batch")
-    from worldloop.policies.onnx_export import quiet_onnx_export
-
     with quiet_onnx_export():
         torch.onnx.export(
             wm,

@@ -269,8 +269,7 @@ def write_report(cfg: ReportCfg, progress: Callable[[str], None] = print) -> dic
         elif ref is not None:
             reference = ref
         if ref is not None:
-            n = len(run_checkpoints(run))
-            progress(f"[sim2real] ranking fidelity over {n} checkpoints (reference: {ref})")
+            progress(f"[sim2real] ranking fidelity over {n_checkpoints} checkpoints (reference: {ref})")
             rk = rank_fidelity(run, reference=reference, terms=terms, episodes=cfg.rank_episodes, seed=cfg.seed)
             report["rank_fidelity"] = rk
             report["plots"]["rank_fidelity"] = plot_rank(rk, out / "rank_fidelity.png").name
